@@ -1,0 +1,380 @@
+"""Parser for the text form written by `printer.print_ir`.
+
+A hand-written tokenizer and recursive-descent parser. Errors carry the line and column.
+Node types are taken from the text as written (the verifier checks them against the op
+registry), so a parsed graph is exactly the printed one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Optional
+
+import numpy as np
+
+from .attributes import Attr, AttrKind
+from .graph import Graph, Provenance, Value
+from .tensor import TensorData
+from .types import DType, TensorType
+
+
+class ParseError(ValueError):
+    def __init__(self, msg: str, line: int, col: int):
+        super().__init__(f"line {line}, column {col}: {msg}")
+        self.line, self.col = line, col
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n]+|\#[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<arrow><-|->)
+  | (?P<number>[-+]?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?|\d+)(?![A-Za-z0-9_/]))
+  | (?P<word>[A-Za-z0-9_.\-/]+)
+  | (?P<punct>[%@(){}\[\]<>,:=_])
+    """,
+    re.VERBOSE,
+)
+
+
+class _Tok:
+    __slots__ = ("kind", "text", "line", "col")
+
+    def __init__(self, kind, text, line, col):
+        self.kind, self.text, self.line, self.col = kind, text, line, col
+
+    def __repr__(self):
+        return f"{self.kind}:{self.text!r}"
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    pos, line, line_start = 0, 1, 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ParseError(f"unexpected character {text[pos]!r}", line, pos - line_start + 1)
+        kind = m.lastgroup
+        tok_text = m.group()
+        if kind != "ws":
+            if kind == "word" and tok_text == "_":
+                kind = "punct"
+            toks.append(_Tok(kind, tok_text, line, pos - line_start + 1))
+        nl = tok_text.count("\n")
+        if nl:
+            line += nl
+            line_start = pos + tok_text.rindex("\n") + 1
+        pos = m.end()
+    toks.append(_Tok("eof", "", line, pos - line_start + 1))
+    return toks
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.toks = _tokenize(text)
+        self.i = 0
+        # Values referenced before their definition is seen can only be graph outputs,
+        # which are resolved after the body; anything else is an error.
+
+    # -------------------------------------------------------------- token helpers
+    @property
+    def tok(self) -> _Tok:
+        return self.toks[self.i]
+
+    def error(self, msg: str, tok: Optional[_Tok] = None) -> ParseError:
+        t = tok or self.tok
+        return ParseError(msg + (f" (found {t.text!r})" if t.text else " (found end of input)"), t.line, t.col)
+
+    def next(self) -> _Tok:
+        t = self.toks[self.i]
+        self.i += 1
+        return t
+
+    def at(self, text: str) -> bool:
+        t = self.tok
+        return t.text == text and t.kind in ("punct", "word", "arrow")
+
+    def accept(self, text: str) -> bool:
+        if self.at(text):
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> _Tok:
+        if not self.at(text):
+            raise self.error(f"expected {text!r}")
+        return self.next()
+
+    def ident(self) -> str:
+        t = self.tok
+        if t.kind == "word" or t.kind == "number":
+            self.i += 1
+            return t.text
+        if t.kind == "string":
+            self.i += 1
+            return json.loads(t.text)
+        raise self.error("expected a name")
+
+    # -------------------------------------------------------------- types
+    def tensor_type(self) -> TensorType:
+        t = self.tok
+        dt_name = self.ident()
+        try:
+            dtype = DType.parse(dt_name)
+        except ValueError as e:
+            raise self.error(str(e), t) from None
+        self.expect("[")
+        if self.at("...") or (self.tok.kind == "word" and self.tok.text == "..."):
+            self.next()
+            self.expect("]")
+            return TensorType(dtype, None)
+        dims: list = []
+        while not self.at("]"):
+            d = self.tok
+            if d.kind == "number":
+                self.i += 1
+                if not re.fullmatch(r"\d+", d.text):
+                    raise self.error("a dimension is a non-negative integer or a symbol", d)
+                dims.append(int(d.text))
+            else:
+                dims.append(self.ident())
+            if not self.accept(","):
+                break
+        self.expect("]")
+        return TensorType(dtype, tuple(dims))
+
+    # -------------------------------------------------------------- literals
+    def _element(self, dtype: DType):
+        t = self.next()
+        if dtype is DType.BOOL:
+            if t.text not in ("true", "false"):
+                raise self.error("expected true or false", t)
+            return t.text == "true"
+        if dtype is DType.STRING:
+            if t.kind != "string":
+                raise self.error("expected a string", t)
+            return json.loads(t.text)
+        if t.text in ("nan", "inf", "-inf", "+inf"):
+            return float(t.text)
+        if t.kind != "number":
+            raise self.error("expected a number", t)
+        return float(t.text) if dtype.is_float and dtype is not DType.BFLOAT16 else int(t.text)
+
+    def tensor_data(self, ttype: TensorType) -> TensorData:
+        kw = self.tok
+        if not ttype.is_static:
+            raise self.error("a constant needs a static shape", kw)
+        shape = ttype.shape
+        kind = self.ident()
+        self.expect("<")
+        if kind == "elided":
+            digest = self.ident()
+            self.expect(">")
+            return TensorData(None, ttype.dtype, shape, digest=digest)
+        if kind == "base64":
+            t = self.next()
+            if t.kind != "string":
+                raise self.error("expected a quoted base64 string", t)
+            raw = base64.b64decode(json.loads(t.text))
+            self.expect(">")
+            npdt = np.uint16 if ttype.dtype is DType.BFLOAT16 else ttype.dtype.numpy
+            arr = np.frombuffer(raw, dtype=npdt).copy()
+            if arr.size != ttype.numel():
+                raise self.error(f"base64 data holds {arr.size} elements, the type says {ttype.numel()}", kw)
+            return TensorData(arr.reshape(shape), ttype.dtype)
+        if kind != "dense":
+            raise self.error("expected dense<...>, base64<...> or elided<...>", kw)
+        self.expect("[")
+        elems = []
+        while not self.at("]"):
+            elems.append(self._element(ttype.dtype))
+            if not self.accept(","):
+                break
+        self.expect("]")
+        self.expect(">")
+        if len(elems) != ttype.numel():
+            raise self.error(f"constant has {len(elems)} elements, its type {ttype} says {ttype.numel()}", kw)
+        if ttype.dtype is DType.STRING:
+            arr = np.array(elems, dtype=object).reshape(shape)
+        elif ttype.dtype is DType.BFLOAT16:
+            arr = np.array(elems, dtype=np.uint16).reshape(shape)
+        else:
+            arr = np.array(elems, dtype=ttype.dtype.numpy).reshape(shape)
+        return TensorData(arr, ttype.dtype)
+
+    def attr_value(self, graph: Graph) -> Attr:
+        t = self.tok
+        if t.kind == "string":
+            self.i += 1
+            return Attr.string(json.loads(t.text))
+        if t.kind == "number" or t.text in ("nan", "inf", "-inf"):
+            self.i += 1
+            if t.kind == "number" and re.fullmatch(r"[-+]?\d+", t.text):
+                return Attr.int(int(t.text))
+            return Attr.float(float(t.text))
+        if t.text in ("ints", "floats", "strings") and self.toks[self.i + 1].text == "[":
+            self.i += 2
+            self.expect("]")
+            return Attr(AttrKind(t.text), ())
+        if self.at("["):
+            self.next()
+            items = []
+            while not self.at("]"):
+                items.append(self.next())
+                if not self.accept(","):
+                    break
+            self.expect("]")
+            if all(x.kind == "string" for x in items):
+                return Attr.strings([json.loads(x.text) for x in items])
+            if all(x.kind == "number" and re.fullmatch(r"[-+]?\d+", x.text) for x in items):
+                return Attr.ints([int(x.text) for x in items])
+            if all(x.kind == "number" or x.text in ("nan", "inf", "-inf") for x in items):
+                return Attr.floats([float(x.text) for x in items])
+            raise self.error("a list attribute holds ints, floats or strings", t)
+        if t.text == "tensor":
+            self.next()
+            self.expect("<")
+            ttype = self.tensor_type()
+            self.expect(":")
+            data = self.tensor_data(ttype)
+            self.expect(">")
+            return Attr.tensor(data)
+        if t.text == "graph":
+            return Attr.graph(self.graph(parent_scope=graph))
+        raise self.error("expected an attribute value")
+
+    # -------------------------------------------------------------- graphs
+    def value_ref(self, graph: Graph) -> Optional[Value]:
+        if self.accept("_"):
+            return None
+        t = self.expect("%")
+        name = self.ident()
+        v = graph.lookup(name)
+        if v is None:
+            raise self.error(f"value %{name} is used before it is defined", t)
+        return v
+
+    def graph(self, parent_scope: Optional[Graph] = None) -> Graph:
+        self.expect("graph")
+        name = self.ident()
+        g = Graph(name, scope=parent_scope)
+        self.expect("(")
+        while not self.at(")"):
+            self.expect("%")
+            vname = self.ident()
+            self.expect(":")
+            g.add_input(vname, self.tensor_type())
+            if not self.accept(","):
+                break
+        self.expect(")")
+        if self.accept("opset"):
+            self.expect("(")
+            while not self.at(")"):
+                t = self.next()
+                if t.kind != "string":
+                    raise self.error("expected a quoted domain", t)
+                self.expect(":")
+                v = self.next()
+                g.opset_imports[json.loads(t.text)] = int(v.text)
+                if not self.accept(","):
+                    break
+            self.expect(")")
+        self.expect("{")
+        while not self.at("return"):
+            if self.tok.kind == "eof":
+                raise self.error("graph body ends without return")
+            if self.accept("const"):
+                self.expect("%")
+                cname = self.ident()
+                self.expect(":")
+                ttype = self.tensor_type()
+                self.expect("=")
+                g.add_constant(cname, self.tensor_data(ttype))
+            else:
+                self.node(g)
+        self.expect("return")
+        outs = []
+        if not self.at("}"):
+            while True:
+                t = self.tok
+                v = self.value_ref(g)
+                if v is None:
+                    raise self.error("a graph output cannot be omitted", t)
+                outs.append(v)
+                if not self.accept(","):
+                    break
+        g.outputs = outs
+        self.expect("}")
+        g._journal.clear()
+        return g
+
+    def node(self, g: Graph) -> None:
+        start = self.tok
+        outs: list = []
+        if self.at("%") or (self.at("_") and self.toks[self.i + 1].text in (",", "=")):
+            while True:
+                if self.accept("_"):
+                    outs.append(None)
+                else:
+                    self.expect("%")
+                    oname = self.ident()
+                    self.expect(":")
+                    outs.append((oname, self.tensor_type()))
+                if not self.accept(","):
+                    break
+            self.expect("=")
+        op_tok = self.tok
+        qual = self.ident()
+        domain, _, op_type = qual.rpartition(".")
+        self.expect("(")
+        inputs = []
+        while not self.at(")"):
+            inputs.append(self.value_ref(g))
+            if not self.accept(","):
+                break
+        self.expect(")")
+        attrs: dict[str, Attr] = {}
+        if self.accept("{"):
+            while not self.at("}"):
+                key = self.ident()
+                self.expect("=")
+                attrs[key] = self.attr_value(g)
+                if not self.accept(","):
+                    break
+            self.expect("}")
+        self.expect("@")
+        name_tok = self.tok
+        name = self.ident()
+        prov = None
+        if self.accept("<-"):
+            rule = self.ident()
+            self.expect("(")
+            srcs = []
+            while not self.at(")"):
+                srcs.append(self.ident())
+                if not self.accept(","):
+                    break
+            self.expect(")")
+            prov = Provenance(rule, tuple(srcs))
+        for o in outs:
+            if o is not None and g.lookup(o[0]) is not None:
+                raise self.error(f"value %{o[0]} is defined twice", start)
+        node = g.add_node(
+            op_type, inputs, [None if o is None else o[1] for o in outs], attrs,
+            name=name, domain=domain, output_names=[None if o is None else o[0] for o in outs],
+            provenance=prov,
+        )
+        if node.name != name:
+            raise self.error(f"node name @{name} is used twice", name_tok)
+        del op_tok
+
+
+def parse_ir(text: str) -> Graph:
+    """Parse the text form back into a Graph. Raises ParseError naming line and column."""
+    p = _Parser(text)
+    g = p.graph()
+    if p.tok.kind != "eof":
+        raise p.error("unexpected text after the graph")
+    return g

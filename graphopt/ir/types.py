@@ -1,0 +1,148 @@
+"""Element types, dimensions and tensor types of graphopt's IR.
+
+A dimension is an ``int`` (static) or a ``str`` (a named symbol such as ``"batch"``).
+A shape of ``None`` means the rank itself is unknown; that only happens for values whose
+producer's output rank depends on data (e.g. a Reshape with a computed shape).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+
+Dim = Union[int, str]
+Shape = Optional[tuple[Dim, ...]]
+
+
+class DType(enum.Enum):
+    """Element types. ``value`` is the short name used by the text form."""
+
+    FLOAT32 = "f32"
+    FLOAT16 = "f16"
+    BFLOAT16 = "bf16"
+    FLOAT64 = "f64"
+    INT8 = "i8"
+    INT16 = "i16"
+    INT32 = "i32"
+    INT64 = "i64"
+    UINT8 = "u8"
+    UINT16 = "u16"
+    UINT32 = "u32"
+    UINT64 = "u64"
+    BOOL = "bool"
+    STRING = "str"
+
+    @property
+    def short(self) -> str:
+        return self.value
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
+
+    @property
+    def is_int(self) -> bool:
+        return self.value[0] in "iu"
+
+    @property
+    def is_signed_int(self) -> bool:
+        return self.value[0] == "i"
+
+    @property
+    def numpy(self) -> np.dtype:
+        if self is DType.BFLOAT16:
+            raise TypeError("numpy has no bfloat16; graphopt stores bf16 constants as raw uint16")
+        return np.dtype(_TO_NUMPY[self])
+
+    @staticmethod
+    def from_numpy(dt) -> "DType":
+        dt = np.dtype(dt)
+        if dt.kind in "OUS":
+            return DType.STRING
+        try:
+            return _FROM_NUMPY[dt]
+        except KeyError:
+            raise TypeError(f"numpy dtype {dt} has no graphopt DType") from None
+
+    @staticmethod
+    def parse(short: str) -> "DType":
+        try:
+            return _BY_SHORT[short]
+        except KeyError:
+            raise ValueError(f"unknown dtype {short!r}; expected one of {sorted(_BY_SHORT)}") from None
+
+    def __repr__(self) -> str:
+        return f"DType.{self.name}"
+
+
+_TO_NUMPY = {
+    DType.FLOAT32: np.float32, DType.FLOAT16: np.float16, DType.FLOAT64: np.float64,
+    DType.INT8: np.int8, DType.INT16: np.int16, DType.INT32: np.int32, DType.INT64: np.int64,
+    DType.UINT8: np.uint8, DType.UINT16: np.uint16, DType.UINT32: np.uint32,
+    DType.UINT64: np.uint64, DType.BOOL: np.bool_, DType.STRING: np.object_,
+}
+_FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k is not DType.STRING}
+_BY_SHORT = {d.value: d for d in DType}
+
+
+def is_static(shape: Shape) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+def format_dim(d: Dim) -> str:
+    return str(d)
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """The type of a value: element type and shape (ints and named symbols)."""
+
+    dtype: DType
+    shape: Shape
+
+    def __post_init__(self):
+        if self.shape is not None:
+            object.__setattr__(self, "shape", tuple(self.shape))
+            for d in self.shape:
+                if isinstance(d, bool) or not isinstance(d, (int, str)):
+                    raise TypeError(f"dimension {d!r} must be an int or a symbol name")
+                if isinstance(d, int) and d < 0:
+                    raise ValueError(f"dimension {d} is negative")
+                if isinstance(d, str) and not d:
+                    raise ValueError("a symbolic dimension needs a name")
+
+    @property
+    def rank(self) -> Optional[int]:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return is_static(self.shape)
+
+    def numel(self) -> Optional[int]:
+        if not self.is_static:
+            return None
+        n = 1
+        for d in self.shape:  # type: ignore[union-attr]
+            n *= d  # type: ignore[operator]
+        return n
+
+    def with_shape(self, shape: Shape) -> "TensorType":
+        return TensorType(self.dtype, shape)
+
+    def __str__(self) -> str:
+        if self.shape is None:
+            return f"{self.dtype.short}[...]"
+        return f"{self.dtype.short}[{', '.join(format_dim(d) for d in self.shape)}]"
+
+
+def shapes_compatible(a: Shape, b: Shape) -> bool:
+    """True when nothing is known that makes the two shapes differ (symbols match anything)."""
+    if a is None or b is None:
+        return True
+    if len(a) != len(b):
+        return False
+    return all(not (isinstance(x, int) and isinstance(y, int) and x != y) for x, y in zip(a, b))
