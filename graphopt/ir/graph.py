@@ -505,13 +505,17 @@ class Graph:
             v.type = t
             self._record("set_type", v.name, f"{old} -> {t}")
 
-    def replace_all_uses(self, old: Value, new: Value) -> int:
-        """Make every user of ``old`` (nodes, in any subgraph, and graph outputs) use ``new``.
+    def replace_all_uses(self, old: Value, new: Value, *, exclude: Sequence[Node] = ()) -> int:
+        """Make every user of ``old`` (nodes, in any subgraph, and graph outputs) use ``new``,
+        except the nodes in ``exclude`` (e.g. the node that computes ``new`` from ``old``).
         Returns how many uses moved."""
         if old is new:
             return 0
         n = 0
+        skip = {id(x) for x in exclude}
         for use in old.uses():
+            if id(use.node) in skip:
+                continue
             g = use.node.graph
             assert g is not None
             g._check_visible(new, use.node)

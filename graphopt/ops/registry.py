@@ -34,7 +34,8 @@ class AttrSpec:
 class OpSchema:
     op_type: str
     domain: str
-    inputs: tuple[str, ...]          # names; "X?" optional, "inputs*" variadic (last only)
+    inputs: tuple[str, ...]          # names; "X?" optional, "xs*" variadic (one or more, last only),
+                                     # "xs*?" variadic that may be empty
     outputs: tuple[str, ...]         # names; "Y?" optional, "outputs*" variadic
     attrs: Mapping[str, AttrSpec]
     infer: Callable[["InferContext"], Sequence[Optional[TensorType]]]
@@ -44,15 +45,13 @@ class OpSchema:
     def min_inputs(self) -> int:
         n = 0
         for i, name in enumerate(self.inputs):
-            if not name.endswith("?") and not name.endswith("*"):
-                n = i + 1
-            elif name.endswith("*"):
-                n = i + 1  # a variadic needs at least one
+            if not name.endswith("?") or name.endswith("*"):
+                n = i + 1  # required, or a variadic that needs at least one
         return n
 
     @property
     def max_inputs(self) -> Optional[int]:
-        return None if self.inputs and self.inputs[-1].endswith("*") else len(self.inputs)
+        return None if self.inputs and self.inputs[-1].rstrip("?").endswith("*") else len(self.inputs)
 
     @property
     def qualified(self) -> str:
@@ -177,7 +176,7 @@ def _context(schema: OpSchema, name: str, inputs: Sequence[Optional[Value]], att
     for i, v in enumerate(inputs):
         declared = schema.inputs[min(i, len(schema.inputs) - 1)]
         if v is None and not declared.endswith("?"):
-            raise InferError(f"required input {i} ({declared.rstrip('*')}) is missing")
+            raise InferError(f"required input {i} ({declared.rstrip('*?')}) is missing")
     for key, spec in schema.attrs.items():
         if spec.default is REQUIRED and key not in attrs:
             raise InferError(f"required attribute {key!r} is missing")
@@ -222,6 +221,12 @@ def build(graph: Graph, op_type: str, inputs: Sequence[Optional[Value]], attrs: 
           *, num_outputs: Optional[int] = None, domain: str = "", name: str = "", **kwargs) -> Node:
     """Add a node whose output types come from the registry (``kwargs`` go to Graph.add_node:
     before, after, provenance, output_names)."""
-    typed = {k: Attr.infer(v) for k, v in (attrs or {}).items()}
+    schema = get_schema(op_type, domain)
+    typed = {}
+    for k, v in (attrs or {}).items():
+        spec = schema.attrs.get(k) if schema is not None else None
+        # The schema's kind wins over a guess from the Python value (1 for a float attribute,
+        # [] for a list of floats).
+        typed[k] = v if isinstance(v, Attr) or spec is None else Attr(spec.kind, v)
     types = infer_types(op_type, inputs, typed, domain=domain, name=name or op_type.lower(), num_outputs=num_outputs)
     return graph.add_node(op_type, inputs, types, typed, name=name, domain=domain, **kwargs)
