@@ -1,0 +1,4 @@
+"""Op definitions: importing this package registers every supported op (ONNX opset 21
+semantics of the default domain)."""
+
+from . import control, elementwise, misc, nn, reduce, tensor  # noqa: F401
