@@ -1,0 +1,1 @@
+"""Front ends: the only part of graphopt that imports onnx (and, later, torch)."""

@@ -1,0 +1,108 @@
+"""graphopt IR -> ONNX. Every graph exports to a model that passes onnx.checker and runs
+on onnxruntime; provenance travels in node metadata_props and comes back on import."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import ExportError
+from ..ir import AttrKind, DType, Graph, Node, TensorData, TensorType, Value
+from ..ir.attributes import Attr
+from .onnx_dtypes import TO_ONNX
+
+IR_VERSION = 10  # the IR version that goes with opset 21
+
+
+def tensor_to_proto(data: TensorData, name: str) -> onnx.TensorProto:
+    if data.is_elided:
+        raise ExportError(f"constant {name!r} was elided in the dump it was parsed from; its values are unknown")
+    arr = data.numpy()
+    if data.dtype is DType.BFLOAT16:
+        return helper.make_tensor(name, onnx.TensorProto.BFLOAT16, list(data.shape),
+                                  arr.astype(np.uint16).tobytes(), raw=True)
+    if data.dtype is DType.STRING:
+        flat = [s if isinstance(s, bytes) else str(s).encode("utf-8") for s in arr.reshape(-1)]
+        return helper.make_tensor(name, onnx.TensorProto.STRING, list(data.shape), flat)
+    return numpy_helper.from_array(arr if arr.flags.c_contiguous else arr.copy(order="C"), name)
+
+
+def type_to_proto(name: str, t: TensorType) -> onnx.ValueInfoProto:
+    shape = None if t.shape is None else [d for d in t.shape]
+    return helper.make_tensor_value_info(name, TO_ONNX[t.dtype], shape)
+
+
+def _attr_to_proto(key: str, a: Attr) -> onnx.AttributeProto:
+    k = a.kind
+    if k is AttrKind.TENSOR:
+        return helper.make_attribute(key, tensor_to_proto(a.value, ""))
+    if k is AttrKind.GRAPH:
+        return helper.make_attribute(key, _graph_to_proto(a.value))
+    if k in (AttrKind.INTS, AttrKind.FLOATS, AttrKind.STRINGS):
+        at = {AttrKind.INTS: onnx.AttributeProto.INTS, AttrKind.FLOATS: onnx.AttributeProto.FLOATS,
+              AttrKind.STRINGS: onnx.AttributeProto.STRINGS}[k]
+        return helper.make_attribute(key, list(a.value), attr_type=at)
+    return helper.make_attribute(key, a.value)
+
+
+def _node_to_proto(n: Node) -> onnx.NodeProto:
+    p = helper.make_node(
+        n.op_type,
+        ["" if v is None else v.name for v in n.inputs],
+        ["" if v is None else v.name for v in n.outputs],
+        name=n.name,
+        domain=n.domain or None,
+    )
+    try:
+        p.attribute.extend(_attr_to_proto(k, n.attrs[k]) for k in sorted(n.attrs))
+    except ExportError as e:
+        raise ExportError(f"node {n.name!r} ({n.op_type}): {e}") from None
+    if n.provenance is not None:
+        p.metadata_props.add(key="graphopt.rule", value=n.provenance.rule)
+        if n.provenance.sources:
+            p.metadata_props.add(key="graphopt.sources", value=",".join(n.provenance.sources))
+    return p
+
+
+def _graph_to_proto(g: Graph) -> onnx.GraphProto:
+    nodes = [_node_to_proto(n) for n in g.nodes]
+    inits = [tensor_to_proto(c.const, c.name) for c in g.constants]  # type: ignore[arg-type]
+    inputs = [type_to_proto(v.name, v.type) for v in g.inputs]
+    outputs = [type_to_proto(v.name, v.type) for v in g.outputs]
+    out_names = {v.name for v in g.outputs}
+    value_info = [type_to_proto(v.name, v.type) for n in g.nodes for v in n.outputs
+                  if v is not None and v.name not in out_names]
+    gp = helper.make_graph(nodes, g.name, inputs, outputs, initializer=inits, value_info=value_info)
+    if g.doc_string:
+        gp.doc_string = g.doc_string
+    return gp
+
+
+def export_onnx(graph: Graph) -> onnx.ModelProto:
+    """The graph as an ONNX model (checked with onnx.checker)."""
+    opsets = dict(graph.opset_imports) or {"": 21}
+    opsets.setdefault("", 21)
+    domains = {n.domain for n in graph.walk() if n.domain}
+    for d in domains:
+        opsets.setdefault(d, 1)
+    model = helper.make_model(
+        _graph_to_proto(graph),
+        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+        producer_name="graphopt",
+        ir_version=IR_VERSION,
+    )
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ExportError(f"exported model of graph {graph.name!r} fails onnx.checker: {first}") from None
+    return model
+
+
+def save_onnx(graph: Graph, path) -> None:
+    """Write the graph as an .onnx file atomically (nothing is left behind on failure)."""
+    from ..util.files import atomic_write_bytes
+
+    model = export_onnx(graph)
+    atomic_write_bytes(path, model.SerializeToString())

@@ -1,0 +1,306 @@
+"""ONNX -> graphopt IR.
+
+The model is checked, its local functions inlined, and its default-domain opset
+normalized to `TARGET_OPSET` with onnx's version converter. Initializers (also those
+listed as graph inputs, as opset-9 models do) and Constant nodes become graph constants.
+Output types come from graphopt's op registry; where the model's own value_info knows a
+dim that inference left symbolic, the model's dim is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelLoadError, UnsupportedOpError
+from ..ir import Attr, AttrKind, DType, Graph, Provenance, TensorData, TensorType
+from ..ops import InferError, get_schema, infer_types
+from .onnx_dtypes import dtype_from_onnx
+
+TARGET_OPSET = 21
+ModelLike = Union[str, os.PathLike, bytes, onnx.ModelProto]
+
+
+def load_model(model: ModelLike) -> tuple[onnx.ModelProto, str]:
+    """Read a model from a path, bytes or a ModelProto; returns it and a name for messages."""
+    if isinstance(model, onnx.ModelProto):
+        return model, "<model>"
+    if isinstance(model, (bytes, bytearray)):
+        where = "<bytes>"
+        data = bytes(model)
+        base = None
+    else:
+        path = Path(model)
+        where = str(path)
+        if not path.exists():
+            raise ModelLoadError(f"{where}: no such file")
+        if path.is_dir():
+            raise ModelLoadError(f"{where}: is a directory, not an ONNX file")
+        data = path.read_bytes()
+        base = str(path.parent)
+    if not data:
+        raise ModelLoadError(f"{where}: the file is empty, not an ONNX model")
+    try:
+        proto = onnx.ModelProto()
+        proto.ParseFromString(data)
+    except Exception as e:  # protobuf raises DecodeError and friends
+        raise ModelLoadError(f"{where}: not an ONNX model (protobuf could not parse it: {e})") from None
+    if not proto.graph.node and not proto.graph.output and not proto.opset_import:
+        raise ModelLoadError(f"{where}: not an ONNX model (no graph, no opset)")
+    if base is not None:
+        try:
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(proto, base)
+        except Exception as e:
+            raise ModelLoadError(f"{where}: cannot load external data: {e}") from None
+    return proto, where
+
+
+def _default_opset(model: onnx.ModelProto) -> Optional[int]:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return None
+
+
+def normalize(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    """Check, inline local functions, and convert to TARGET_OPSET."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"{where}: fails onnx.checker: {first}") from None
+    except ValueError as e:  # models over 2 GB must be checked by path
+        raise ModelLoadError(f"{where}: fails onnx.checker: {e}") from None
+    if model.functions:
+        from onnx import inliner
+
+        model = inliner.inline_local_functions(model)
+    version = _default_opset(model)
+    if version is None:
+        raise ModelLoadError(f"{where}: the model imports no default-domain opset")
+    if version != TARGET_OPSET:
+        _promote_initializer_inputs(model)
+        try:
+            model = onnx.version_converter.convert_version(model, TARGET_OPSET)
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(
+                f"{where}: cannot convert opset {version} to opset {TARGET_OPSET}: {msg}") from None
+    return model
+
+
+def _promote_initializer_inputs(model: onnx.ModelProto) -> None:
+    """Drop graph inputs that are also initializers (IR < 4 style): graphopt treats them as
+    constants, and the version converter's adapters want constant inputs to be plain
+    initializers."""
+    inits = {t.name for t in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in inits]
+    if len(keep) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+        if model.ir_version < 4:
+            model.ir_version = 4
+
+
+def _check_ops(graph: onnx.GraphProto, found: list[tuple[str, str]]) -> None:
+    for n in graph.node:
+        dom = "" if n.domain == "ai.onnx" else n.domain
+        if n.op_type != "Constant" and get_schema(n.op_type, dom) is None:
+            found.append((f"{dom + '.' if dom else ''}{n.op_type}", n.name or f"<unnamed {n.op_type}>"))
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _check_ops(a.g, found)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    _check_ops(g, found)
+
+
+def _type_from_proto(tp: onnx.TypeProto, what: str, name: str) -> TensorType:
+    if not tp.HasField("tensor_type"):
+        kind = tp.WhichOneof("value") or "no type"
+        raise ModelLoadError(f"{what}: only tensor types are supported, got {kind}")
+    tt = tp.tensor_type
+    try:
+        dtype = dtype_from_onnx(tt.elem_type, what)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
+    if not tt.HasField("shape"):
+        return TensorType(dtype, None)
+    dims: list = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            dims.append(f"{name}_d{i}")  # unnamed unknown dim: a deterministic symbol
+    return TensorType(dtype, tuple(dims))
+
+
+def tensor_from_proto(t: onnx.TensorProto) -> TensorData:
+    dtype = dtype_from_onnx(t.data_type, f"tensor {t.name!r}")
+    arr = numpy_helper.to_array(t)
+    if dtype is DType.BFLOAT16:
+        arr = np.asarray(arr).view(np.uint16) if arr.dtype.itemsize == 2 else np.asarray(arr).astype(np.uint16)
+    elif dtype is DType.STRING:
+        arr = np.asarray(arr, dtype=object)
+    else:
+        arr = np.asarray(arr, dtype=dtype.numpy)
+    if dtype is not DType.STRING and not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
+    return TensorData(arr, dtype)
+
+
+def _constant_node_value(n: onnx.NodeProto) -> TensorData:
+    a = n.attribute[0]
+    name = a.name
+    if name == "value":
+        return tensor_from_proto(a.t)
+    if name == "value_float":
+        return TensorData.from_numpy(np.array(a.f, dtype=np.float32))
+    if name == "value_floats":
+        return TensorData.from_numpy(np.array(list(a.floats), dtype=np.float32))
+    if name == "value_int":
+        return TensorData.from_numpy(np.array(a.i, dtype=np.int64))
+    if name == "value_ints":
+        return TensorData.from_numpy(np.array(list(a.ints), dtype=np.int64))
+    if name == "value_string":
+        return TensorData(np.array(a.s, dtype=object), DType.STRING)
+    if name == "value_strings":
+        return TensorData(np.array(list(a.strings), dtype=object), DType.STRING)
+    raise ModelLoadError(f"Constant node {n.name!r}: attribute {name!r} is not supported")
+
+
+def _attr_from_proto(a: onnx.AttributeProto, scope: Graph, ctx: "_Importer", where: str) -> Attr:
+    T = onnx.AttributeProto
+    if a.ref_attr_name:
+        raise ModelLoadError(f"{where}: attribute {a.name!r} refers to a function attribute")
+    if a.type == T.FLOAT:
+        return Attr.float(a.f)
+    if a.type == T.INT:
+        return Attr.int(a.i)
+    if a.type == T.STRING:
+        return Attr.string(a.s.decode("utf-8"))
+    if a.type == T.FLOATS:
+        return Attr.floats(list(a.floats))
+    if a.type == T.INTS:
+        return Attr.ints(list(a.ints))
+    if a.type == T.STRINGS:
+        return Attr.strings([s.decode("utf-8") for s in a.strings])
+    if a.type == T.TENSOR:
+        return Attr.tensor(tensor_from_proto(a.t))
+    if a.type == T.GRAPH:
+        return Attr.graph(ctx.graph(a.g, scope))
+    raise ModelLoadError(f"{where}: attribute {a.name!r} of type {T.AttributeType.Name(a.type)} is not supported")
+
+
+class _Importer:
+    def __init__(self, where: str, value_info: dict[str, onnx.TypeProto]):
+        self.where = where
+        self.value_info = value_info
+
+    def graph(self, gp: onnx.GraphProto, scope: Optional[Graph], opsets: Optional[dict] = None) -> Graph:
+        g = Graph(gp.name or "main", opsets, scope=scope)
+        g.doc_string = gp.doc_string
+        inits = {t.name: t for t in gp.initializer}
+        if gp.sparse_initializer:
+            raise ModelLoadError(f"{self.where}: sparse initializers are not supported")
+        for t in gp.initializer:
+            try:
+                g.add_constant(t.name, tensor_from_proto(t))
+            except ValueError as e:
+                raise ModelLoadError(f"{self.where}: initializer {t.name!r}: {e}") from None
+        for vi in gp.input:
+            if vi.name in inits:
+                continue
+            g.add_input(vi.name, _type_from_proto(vi.type, f"{self.where}: input {vi.name!r}", vi.name))
+        for n in gp.node:
+            self.node(n, g)
+        outs = []
+        for vi in gp.output:
+            v = g.lookup(vi.name)
+            if v is None:
+                raise ModelLoadError(f"{self.where}: graph output {vi.name!r} is not produced by any node")
+            outs.append(v)
+        g.outputs = outs
+        return g
+
+    def node(self, n: onnx.NodeProto, g: Graph) -> None:
+        label = f"node {n.name!r} ({n.op_type})" if n.name else f"a {n.op_type} node"
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            g.add_constant(n.output[0], _constant_node_value(n))
+            return
+        inputs = []
+        for name in n.input:
+            if not name:
+                inputs.append(None)
+                continue
+            v = g.lookup(name)
+            if v is None:
+                raise ModelLoadError(f"{self.where}: {label} reads {name!r}, which is not defined before it")
+            inputs.append(v)
+        attrs = {a.name: _attr_from_proto(a, g, self, f"{self.where}: {label}") for a in n.attribute}
+        domain = "" if n.domain == "ai.onnx" else n.domain
+        try:
+            types = infer_types(n.op_type, inputs, attrs, domain=domain, name=n.name or n.op_type.lower(),
+                                num_outputs=len(n.output))
+        except InferError as e:
+            raise ModelLoadError(f"{self.where}: {label}: {e}") from None
+        out_types = []
+        for name, t in zip(n.output, types):
+            if not name:
+                out_types.append(None)
+                continue
+            if t is None:
+                raise ModelLoadError(f"{self.where}: {label}: cannot infer the type of output {name!r}")
+            out_types.append(self._merge(t, name))
+        prov = None
+        meta = {p.key: p.value for p in n.metadata_props}
+        if "graphopt.rule" in meta:
+            srcs = tuple(s for s in meta.get("graphopt.sources", "").split(",") if s)
+            prov = Provenance(meta["graphopt.rule"], srcs)
+        g.add_node(n.op_type, inputs, out_types, attrs, name=n.name or n.op_type.lower(), domain=domain,
+                   output_names=[o or None for o in n.output], provenance=prov)
+
+    def _merge(self, inferred: TensorType, name: str) -> TensorType:
+        """Keep dims the model's value_info knows where inference could only give a symbol."""
+        tp = self.value_info.get(name)
+        if tp is None or inferred.shape is None:
+            return inferred
+        try:
+            declared = _type_from_proto(tp, f"value {name!r}", name)
+        except ModelLoadError:
+            return inferred
+        if declared.shape is None or len(declared.shape) != len(inferred.shape):
+            return inferred
+        dims = []
+        for i, (a, b) in enumerate(zip(inferred.shape, declared.shape)):
+            declared_known = isinstance(b, int) or (isinstance(b, str) and not b.startswith(f"{name}_d"))
+            dims.append(b if isinstance(a, str) and declared_known else a)
+        return TensorType(inferred.dtype, tuple(dims))
+
+
+def import_onnx(model: ModelLike) -> Graph:
+    """Import an ONNX model (a path, bytes or a ModelProto) as a graphopt Graph."""
+    proto, where = load_model(model)
+    proto = normalize(proto, where)
+    unknown: list[tuple[str, str]] = []
+    _check_ops(proto.graph, unknown)
+    if unknown:
+        raise UnsupportedOpError(unknown, where)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+        value_info = {vi.name: vi.type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    except Exception:
+        value_info = {}
+    opsets = {("" if i.domain == "ai.onnx" else i.domain): i.version for i in proto.opset_import}
+    g = _Importer(where, value_info).graph(proto.graph, None, opsets)
+    g._journal.clear()
+    return g
