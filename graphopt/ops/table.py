@@ -5,7 +5,8 @@ from __future__ import annotations
 from .registry import OpSchema, supported_ops
 
 
-def _params(names) -> str:
+def params(names) -> str:
+    """Inputs or outputs as a short list: [x] optional, x... variadic, [x...] possibly empty."""
     out = []
     for n in names:
         if n.endswith("*?"):
@@ -20,7 +21,7 @@ def _params(names) -> str:
 
 
 def _row(s: OpSchema) -> str:
-    return f"| {s.op_type} | {s.domain or 'ai.onnx'} | {_params(s.inputs)} | {_params(s.outputs)} |"
+    return f"| {s.op_type} | {s.domain or 'ai.onnx'} | {params(s.inputs)} | {params(s.outputs)} |"
 
 
 def supported_ops_markdown() -> str:
