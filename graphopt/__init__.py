@@ -35,7 +35,15 @@ def export_onnx(graph: Graph) -> "onnx.ModelProto":
     return _exp(graph)
 
 
+def trace(model, example_inputs, dynamic_shapes=None, *, kwargs=None) -> Graph:
+    """The IR graph of a ``torch.nn.Module`` (torch.export, then torch.onnx, then import).
+    Dims marked dynamic (``torch.export.Dim("seq")``) stay symbolic under the given names."""
+    from .frontend.torch_trace import trace as _trace
+
+    return _trace(model, example_inputs, dynamic_shapes, kwargs=kwargs)
+
+
 __all__ = [
     "ExportError", "Graph", "GraphoptError", "ModelLoadError", "ParseError", "UnsupportedOpError",
-    "VerificationError", "export_onnx", "import_onnx", "parse_ir", "print_ir", "verify",
+    "VerificationError", "export_onnx", "import_onnx", "parse_ir", "print_ir", "trace", "verify",
 ]
