@@ -58,16 +58,25 @@ def _node_to_proto(n: Node) -> onnx.NodeProto:
         p.attribute.extend(_attr_to_proto(k, n.attrs[k]) for k in sorted(n.attrs))
     except ExportError as e:
         raise ExportError(f"node {n.name!r} ({n.op_type}): {e}") from None
-    if n.provenance is not None:
-        p.metadata_props.add(key="graphopt.rule", value=n.provenance.rule)
-        if n.provenance.sources:
-            p.metadata_props.add(key="graphopt.sources", value=",".join(n.provenance.sources))
+    _add_provenance(p, n.provenance)
     return p
+
+
+def _add_provenance(proto, prov) -> None:
+    """Provenance travels in metadata_props (nodes and initializers have them)."""
+    if prov is not None:
+        proto.metadata_props.add(key="graphopt.rule", value=prov.rule)
+        if prov.sources:
+            proto.metadata_props.add(key="graphopt.sources", value=",".join(prov.sources))
 
 
 def _graph_to_proto(g: Graph) -> onnx.GraphProto:
     nodes = [_node_to_proto(n) for n in g.nodes]
-    inits = [tensor_to_proto(c.const, c.name) for c in g.constants]  # type: ignore[arg-type]
+    inits = []
+    for c in g.constants:
+        t = tensor_to_proto(c.const, c.name)  # type: ignore[arg-type]
+        _add_provenance(t, c.provenance)
+        inits.append(t)
     inputs = [type_to_proto(v.name, v.type) for v in g.inputs]
     outputs = [type_to_proto(v.name, v.type) for v in g.outputs]
     out_names = {v.name for v in g.outputs}

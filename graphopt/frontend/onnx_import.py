@@ -214,7 +214,7 @@ class _Importer:
             raise ModelLoadError(f"{self.where}: sparse initializers are not supported")
         for t in gp.initializer:
             try:
-                g.add_constant(t.name, tensor_from_proto(t))
+                g.add_constant(t.name, tensor_from_proto(t), provenance=_provenance(t.metadata_props))
             except ValueError as e:
                 raise ModelLoadError(f"{self.where}: initializer {t.name!r}: {e}") from None
         for vi in gp.input:
@@ -261,11 +261,7 @@ class _Importer:
             if t is None:
                 raise ModelLoadError(f"{self.where}: {label}: cannot infer the type of output {name!r}")
             out_types.append(self._merge(t, name))
-        prov = None
-        meta = {p.key: p.value for p in n.metadata_props}
-        if "graphopt.rule" in meta:
-            srcs = tuple(s for s in meta.get("graphopt.sources", "").split(",") if s)
-            prov = Provenance(meta["graphopt.rule"], srcs)
+        prov = _provenance(n.metadata_props)
         g.add_node(n.op_type, inputs, out_types, attrs, name=n.name or n.op_type.lower(), domain=domain,
                    output_names=[o or None for o in n.output], provenance=prov)
 
@@ -285,6 +281,13 @@ class _Importer:
             declared_known = isinstance(b, int) or (isinstance(b, str) and not b.startswith(f"{name}_d"))
             dims.append(b if isinstance(a, str) and declared_known else a)
         return TensorType(inferred.dtype, tuple(dims))
+
+
+def _provenance(props) -> Optional[Provenance]:
+    meta = {p.key: p.value for p in props}
+    if "graphopt.rule" not in meta:
+        return None
+    return Provenance(meta["graphopt.rule"], tuple(s for s in meta.get("graphopt.sources", "").split(",") if s))
 
 
 def import_onnx(model: ModelLike) -> Graph:

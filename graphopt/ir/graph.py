@@ -54,7 +54,7 @@ class Change:
 class Value:
     """An SSA value: a graph input, a constant, or one output of a node."""
 
-    __slots__ = ("_name", "type", "_producer", "_index", "_const", "_graph", "_uses", "__weakref__")
+    __slots__ = ("_name", "type", "_producer", "_index", "_const", "_graph", "_uses", "provenance", "__weakref__")
 
     def __init__(self, name: str, type: TensorType):
         self._name = name
@@ -64,6 +64,8 @@ class Value:
         self._const: Optional[TensorData] = None
         self._graph: Optional[Graph] = None
         self._uses: list[Use] = []
+        # For a constant a rewrite created (folding): the rule and the nodes it came from.
+        self.provenance: Optional[Provenance] = None
 
     @property
     def name(self) -> str:
@@ -302,9 +304,10 @@ class Graph:
         v._graph = None
         self._record("remove_input", v.name)
 
-    def add_constant(self, name: str, data: TensorData) -> Value:
+    def add_constant(self, name: str, data: TensorData, *, provenance: Optional[Provenance] = None) -> Value:
         v = Value(name, data.type)
         v._const = data
+        v.provenance = provenance
         v._graph = self
         self._define(v)
         self._constants[name] = v

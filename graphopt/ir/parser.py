@@ -291,7 +291,8 @@ class _Parser:
                 self.expect(":")
                 ttype = self.tensor_type()
                 self.expect("=")
-                g.add_constant(cname, self.tensor_data(ttype))
+                data = self.tensor_data(ttype)
+                g.add_constant(cname, data, provenance=self.provenance())
             else:
                 self.node(g)
         self.expect("return")
@@ -309,6 +310,19 @@ class _Parser:
         self.expect("}")
         g._journal.clear()
         return g
+
+    def provenance(self) -> Optional[Provenance]:
+        if not self.accept("<-"):
+            return None
+        rule = self.ident()
+        self.expect("(")
+        srcs = []
+        while not self.at(")"):
+            srcs.append(self.ident())
+            if not self.accept(","):
+                break
+        self.expect(")")
+        return Provenance(rule, tuple(srcs))
 
     def node(self, g: Graph) -> None:
         start = self.tok
@@ -347,17 +361,7 @@ class _Parser:
         self.expect("@")
         name_tok = self.tok
         name = self.ident()
-        prov = None
-        if self.accept("<-"):
-            rule = self.ident()
-            self.expect("(")
-            srcs = []
-            while not self.at(")"):
-                srcs.append(self.ident())
-                if not self.accept(","):
-                    break
-            self.expect(")")
-            prov = Provenance(rule, tuple(srcs))
+        prov = self.provenance()
         for o in outs:
             if o is not None and g.lookup(o[0]) is not None:
                 raise self.error(f"value %{o[0]} is defined twice", start)

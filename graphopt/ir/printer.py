@@ -111,10 +111,13 @@ def format_node(node: Node, indent: int = 0, full: bool = False) -> str:
         parts = [f"{ident(k)}={format_attr(node.attrs[k], indent, full)}" for k in sorted(node.attrs)]
         s += " {" + ", ".join(parts) + "}"
     s += f" @{ident(node.name)}"
-    if node.provenance is not None:
-        p = node.provenance
-        s += f" <- {ident(p.rule)}(" + ", ".join(ident(x) for x in p.sources) + ")"
-    return s
+    return s + _provenance(node.provenance)
+
+
+def _provenance(p) -> str:
+    if p is None:
+        return ""
+    return f" <- {ident(p.rule)}(" + ", ".join(ident(x) for x in p.sources) + ")"
 
 
 def _format_graph(g: Graph, indent: int, full: bool) -> str:
@@ -124,7 +127,8 @@ def _format_graph(g: Graph, indent: int, full: bool) -> str:
         head += " opset(" + ", ".join(f"{json.dumps(d)}: {v}" for d, v in sorted(g.opset_imports.items())) + ")"
     lines = [head + " {"]
     for c in g.constants:
-        lines.append(f"{pad}const {_value_decl(c)} = {format_tensor_data(c.const, full)}")  # type: ignore[arg-type]
+        lines.append(f"{pad}const {_value_decl(c)} = {format_tensor_data(c.const, full)}"  # type: ignore[arg-type]
+                     + _provenance(c.provenance))
     for n in g.nodes:
         lines.append(pad + format_node(n, indent + 1, full))
     lines.append(f"{pad}return " + ", ".join(_ref(o) for o in g.outputs))

@@ -107,5 +107,8 @@ def test_provenance_survives_onnx_round_trip():
     g = graphopt.import_onnx(randomized_light_model("squeezenet"))
     n = g.nodes[0]
     n.provenance = Provenance("fold-constants", ("a", "b"))
+    c = g.constants[0]
+    c.provenance = Provenance("fold-constants.fold", ("shape",))
     g2 = graphopt.import_onnx(graphopt.export_onnx(g))
     assert g2.nodes[0].provenance == n.provenance
+    assert g2.lookup(c.name).provenance == c.provenance
