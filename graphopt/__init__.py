@@ -35,6 +35,14 @@ def export_onnx(graph: Graph) -> "onnx.ModelProto":
     return _exp(graph)
 
 
+def run_passes(graph: Graph, pipeline="O1", **instruments) -> Graph:
+    """Run a pipeline ("O0", "O1", a spec string like "simplify,dce", or a list of pass
+    names) on ``graph`` and return it. Instruments: see graphopt.pipeline.api.run_passes."""
+    from .pipeline.api import run_passes as _run
+
+    return _run(graph, pipeline, **instruments)
+
+
 def trace(model, example_inputs, dynamic_shapes=None, *, kwargs=None) -> Graph:
     """The IR graph of a ``torch.nn.Module`` (torch.export, then torch.onnx, then import).
     Dims marked dynamic (``torch.export.Dim("seq")``) stay symbolic under the given names."""
@@ -43,7 +51,36 @@ def trace(model, example_inputs, dynamic_shapes=None, *, kwargs=None) -> Graph:
     return _trace(model, example_inputs, dynamic_shapes, kwargs=kwargs)
 
 
+def optimize(model, example_inputs=None, target: str = "cpu", **options):
+    """Compile a model for ``target`` ("cpu" or "cuda") and return a callable.
+
+    - a ``torch.nn.Module`` (with ``example_inputs``; ``dynamic_shapes=`` as torch.export
+      takes it): the result takes and returns torch tensors, in the module's output structure;
+    - an ONNX model (a path, bytes or ``onnx.ModelProto``) or a Graph: the result takes numpy
+      arrays (positionally or by input name) and returns numpy arrays.
+
+    Options: ``opt_level`` ("O0", "O1"...), ``tune_trials``, ``tune_time`` (minutes),
+    ``fallback`` ("ort"), ``cache_dir``.
+    """
+    if _is_torch_module(model):
+        if example_inputs is None:
+            raise TypeError("optimize(nn.Module) needs example_inputs to trace the module with")
+        from .frontend.torch_module import optimize_module
+
+        return optimize_module(model, example_inputs, target, **options)
+    from .api import optimize as _optimize
+
+    return _optimize(model, target=target, example_inputs=example_inputs, **options)
+
+
+def _is_torch_module(model) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
 __all__ = [
     "ExportError", "Graph", "GraphoptError", "ModelLoadError", "ParseError", "UnsupportedOpError",
-    "VerificationError", "export_onnx", "import_onnx", "parse_ir", "print_ir", "trace", "verify",
+    "VerificationError", "export_onnx", "import_onnx", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
 ]

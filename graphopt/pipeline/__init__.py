@@ -1,0 +1,28 @@
+"""The pass manager: passes and their registry, pipelines, instruments, rewrite rules.
+
+    from graphopt.pipeline import run_passes
+    run_passes(graph, "O1", verify_each=True, time_passes=True)
+
+Passes live in ``passes/`` (installed as ``graphopt.passes``), one per file, and register
+themselves by kebab-case name with `register_pass`.
+"""
+
+from .api import PipelineRun, clone_graph, run_passes, run_pipeline
+from .base import Application, Pass, PassContext, all_graphs, get_pass, register_pass, registered_passes, unregister_pass
+from .bisect import BisectResult, bisect
+from .errors import (NumericsMismatchError, PassError, PassFailedError, PassOptionError, PassVerificationError,
+                     UnknownPassError)
+from .instruments import CheckNumerics, DumpIR, PrintAfter, TimePasses, VerifyEach
+from .manager import Fixpoint, Instrument, PassManager, PassRecord
+from .pipelines import PIPELINES, build_pipeline, parse_spec, pipeline_names
+from .rewrite import (Bind, Const, ExplainLog, Match, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, apply_rules,
+                      fail)
+
+__all__ = [
+    "Application", "Bind", "BisectResult", "CheckNumerics", "Const", "DumpIR", "ExplainLog", "Fixpoint", "Instrument",
+    "Match", "NumericsMismatchError", "Op", "Opt", "PIPELINES", "Pass", "PassContext", "PassError", "PassFailedError",
+    "PassManager", "PassOptionError", "PassRecord", "PassVerificationError", "PipelineRun", "PrintAfter", "Rewriter",
+    "Rule", "RuleError", "RuleSet", "TimePasses", "UnknownPassError", "Var", "VerifyEach", "all_graphs",
+    "apply_rules", "bisect", "build_pipeline", "clone_graph", "fail", "get_pass", "parse_spec", "pipeline_names",
+    "register_pass", "registered_passes", "run_passes", "run_pipeline", "unregister_pass",
+]

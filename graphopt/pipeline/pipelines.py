@@ -1,0 +1,154 @@
+"""Named pipelines and pipeline specs.
+
+- ``O0``: no passes (import/export only).
+- ``O1``: the cleanup passes to a fixpoint: simplify, fold-constants, cse, dce.
+- ``O2``/``O3``: not yet defined (they will add fusion, shape specialization, layout).
+
+A spec picks passes by name: ``"fold-constants,dce"``, options in braces
+(``"fold-constants{max-elements=4096},dce"``), and ``fixpoint(a,b,...)`` for a group
+repeated until nothing changes. `build_pipeline` turns a name, a spec or a list of names
+and Pass instances into pipeline items, and drops disabled passes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
+
+from .base import Pass, get_pass
+from .errors import PassOptionError, UnknownPassError
+from .manager import Fixpoint, PipelineItem
+
+O1_PASSES = ["simplify", "fold-constants", "cse", "dce"]
+
+
+def _o0() -> list[PipelineItem]:
+    return []
+
+
+def _o1() -> list[PipelineItem]:
+    return [Fixpoint([get_pass(n)() for n in O1_PASSES], max_iterations=8)]
+
+
+PIPELINES: dict[str, tuple[str, Callable[[], list[PipelineItem]]]] = {
+    "O0": ("no passes: import and export only", _o0),
+    "O1": ("cleanup to a fixpoint: " + ", ".join(O1_PASSES), _o1),
+}
+
+
+def pipeline_names() -> list[str]:
+    return list(PIPELINES)
+
+
+def _split_top(s: str) -> list[str]:
+    """Split on commas outside braces and parentheses."""
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+            if depth < 0:
+                raise PassOptionError(f"unbalanced brackets in pipeline spec {s!r}")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if depth:
+        raise PassOptionError(f"unbalanced brackets in pipeline spec {s!r}")
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_spec(spec: str) -> list[PipelineItem]:
+    """``"a,b{opt=1},fixpoint(c,d)"`` -> pipeline items."""
+    items: list[PipelineItem] = []
+    for part in _split_top(spec):
+        if part.startswith("fixpoint(") and part.endswith(")"):
+            items.append(Fixpoint(parse_spec(part[len("fixpoint("):-1])))
+            continue
+        name, opts = part, {}
+        if "{" in part:
+            if not part.endswith("}"):
+                raise PassOptionError(f"bad pass spec {part!r}: options go in braces at the end, "
+                                      "e.g. fold-constants{max-elements=4096}")
+            name, body = part[:-1].split("{", 1)
+            for kv in _split_top(body):
+                if "=" not in kv:
+                    raise PassOptionError(f"bad option {kv!r} for pass {name!r}: use name=value")
+                k, v = kv.split("=", 1)
+                opts[k.strip()] = v.strip()
+        items.append(get_pass(name.strip()).with_options(opts))
+    return items
+
+
+PipelineLike = Union[str, Sequence[Union[str, Pass, Fixpoint]]]
+
+
+def build_pipeline(pipeline: PipelineLike = "O1", *, disable: Iterable[str] = (),
+                   options: Optional[Mapping[str, Mapping[str, object]]] = None) -> list[PipelineItem]:
+    """Pipeline items from a named pipeline ("O1", "-O1"), a spec string, or a list of
+    names / specs / Pass instances / Fixpoint groups. ``disable`` drops passes by name;
+    ``options`` sets options by pass name ({"fold-constants": {"max-elements": 10}})."""
+    if isinstance(pipeline, str):
+        key = pipeline.lstrip("-")
+        if key in PIPELINES:
+            items = PIPELINES[key][1]()
+        elif key in ("O2", "O3"):
+            raise UnknownPassError(f"pipeline -{key} is not defined yet (pipelines: "
+                                   + ", ".join(f"-{k}" for k in PIPELINES) + ")")
+        else:
+            items = parse_spec(pipeline)
+    else:
+        items = []
+        for it in pipeline:
+            if isinstance(it, str):
+                items.extend(parse_spec(it))
+            elif isinstance(it, (Pass, Fixpoint)):
+                items.append(it)
+            elif isinstance(it, type) and issubclass(it, Pass):
+                items.append(it())
+            else:
+                raise UnknownPassError(f"not a pass: {it!r}")
+    disable = list(disable)
+    for d in disable:
+        get_pass(d)  # an unknown name is an error, not silently nothing
+    if disable:
+        items = _drop(items, set(disable))
+    if options:
+        for name in options:
+            get_pass(name)
+        items = _with_options(items, options)
+    return items
+
+
+def _drop(items: list[PipelineItem], names: set[str]) -> list[PipelineItem]:
+    out: list[PipelineItem] = []
+    for it in items:
+        if isinstance(it, Fixpoint):
+            inner = _drop(it.items, names)
+            if inner:
+                out.append(Fixpoint(inner, it.max_iterations))
+        elif it.name not in names:
+            out.append(it)
+    return out
+
+
+def _with_options(items: list[PipelineItem], options: Mapping[str, Mapping[str, object]]) -> list[PipelineItem]:
+    import dataclasses
+
+    out: list[PipelineItem] = []
+    for it in items:
+        if isinstance(it, Fixpoint):
+            out.append(Fixpoint(_with_options(it.items, options), it.max_iterations))
+        elif it.name in options:
+            cur = {f.name: getattr(it, f.name) for f in it.option_fields()}
+            new = type(it).with_options(dict(options[it.name]))
+            explicit = {k.replace("-", "_") for k in options[it.name]}
+            for k, v in cur.items():
+                if k not in explicit:
+                    setattr(new, k, v)
+            out.append(new)
+        else:
+            out.append(it)
+    return out
