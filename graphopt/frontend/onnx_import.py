@@ -248,9 +248,9 @@ class _Importer:
             inputs.append(v)
         attrs = {a.name: _attr_from_proto(a, g, self, f"{self.where}: {label}") for a in n.attribute}
         domain = "" if n.domain == "ai.onnx" else n.domain
+        node_name = g._fresh_node_name(n.name or n.op_type.lower())  # unique: fresh symbols derive from it
         try:
-            types = infer_types(n.op_type, inputs, attrs, domain=domain, name=n.name or n.op_type.lower(),
-                                num_outputs=len(n.output))
+            types = infer_types(n.op_type, inputs, attrs, domain=domain, name=node_name, num_outputs=len(n.output))
         except InferError as e:
             raise ModelLoadError(f"{self.where}: {label}: {e}") from None
         out_types = []
@@ -262,7 +262,7 @@ class _Importer:
                 raise ModelLoadError(f"{self.where}: {label}: cannot infer the type of output {name!r}")
             out_types.append(self._merge(t, name))
         prov = _provenance(n.metadata_props)
-        g.add_node(n.op_type, inputs, out_types, attrs, name=n.name or n.op_type.lower(), domain=domain,
+        g.add_node(n.op_type, inputs, out_types, attrs, name=node_name, domain=domain,
                    output_names=[o or None for o in n.output], provenance=prov)
 
     def _merge(self, inferred: TensorType, name: str) -> TensorType:

@@ -228,5 +228,8 @@ def build(graph: Graph, op_type: str, inputs: Sequence[Optional[Value]], attrs: 
         # The schema's kind wins over a guess from the Python value (1 for a float attribute,
         # [] for a list of floats).
         typed[k] = v if isinstance(v, Attr) or spec is None else Attr(spec.kind, v)
-    types = infer_types(op_type, inputs, typed, domain=domain, name=name or op_type.lower(), num_outputs=num_outputs)
-    return graph.add_node(op_type, inputs, types, typed, name=name, domain=domain, **kwargs)
+    # The node's final (unique) name first: inference derives fresh symbols from it, and two
+    # nodes sharing a name would share symbols that stand for different sizes.
+    node_name = graph._fresh_node_name(name or op_type.lower())
+    types = infer_types(op_type, inputs, typed, domain=domain, name=node_name, num_outputs=num_outputs)
+    return graph.add_node(op_type, inputs, types, typed, name=node_name, domain=domain, **kwargs)
