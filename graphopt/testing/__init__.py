@@ -8,3 +8,13 @@ from .oracle import (TOLERANCES, Mismatch, OracleError, Tolerance, assert_close,
 
 __all__ = ["TOLERANCES", "Mismatch", "OracleError", "Tolerance", "assert_close", "compare_outputs",
            "random_array", "random_inputs", "run_reference", "tolerance"]
+
+
+def __getattr__(name):
+    # The hypothesis strategies load on first use: hypothesis is a test dependency, and the
+    # oracle is also used outside tests (conformance, check-numerics).
+    if name == "strategies":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.strategies")
+    raise AttributeError(f"module 'graphopt.testing' has no attribute {name!r}")
