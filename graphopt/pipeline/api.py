@@ -115,9 +115,4 @@ def run_passes(graph: Graph, pipeline: PipelineLike = "O1", **instruments) -> Gr
     return run_pipeline(graph, pipeline, **instruments).graph
 
 
-def clone_graph(graph: Graph) -> Graph:
-    """A deep copy (through the text form with every constant)."""
-    from ..ir.parser import parse_ir
-    from ..ir.printer import print_ir
-
-    return parse_ir(print_ir(graph, full_constants=True))
+from ..ir.clone import clone_graph  # noqa: E402,F401  (re-exported: graphopt.pipeline.clone_graph)

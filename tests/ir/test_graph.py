@@ -150,3 +150,26 @@ def test_networkx_view():
     import networkx as nx
 
     assert list(nx.topological_sort(nxg))[0] is a
+
+
+def test_clone_is_independent_and_prints_identically():
+    from graphopt.ir.clone import clone_graph
+    from graphopt.ir.printer import print_ir
+
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", F(2))
+    w = g.add_constant("w", TensorData.from_numpy(np.ones(2, np.float32)), provenance=Provenance("fold", ("n",)))
+    cond = g.add_input("cond", TensorType(DType.BOOL, ()))
+    then = Graph("then", scope=g)
+    t = then.add_node("Add", [x, w], [F(2)], name="t")
+    then.outputs = [t.output]
+    els = Graph("else", scope=g)
+    e = els.add_node("Neg", [x], [F(2)], name="e")
+    els.outputs = [e.output]
+    n = g.add_node("If", [cond], [F(2)], {"then_branch": then, "else_branch": els}, name="if")
+    g.outputs = [n.output]
+    c = clone_graph(g)
+    assert print_ir(c, full_constants=True) == print_ir(g, full_constants=True)
+    assert c.lookup("w").const is w.const  # payloads are shared, not copied
+    c.erase_node(c.nodes[0], unsafe=True)
+    assert len(g.nodes) == 1 and len(x.uses()) == 2  # the original is untouched
