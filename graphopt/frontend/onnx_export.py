@@ -80,8 +80,9 @@ def _graph_to_proto(g: Graph) -> onnx.GraphProto:
     inputs = [type_to_proto(v.name, v.type) for v in g.inputs]
     outputs = [type_to_proto(v.name, v.type) for v in g.outputs]
     out_names = {v.name for v in g.outputs}
+    # onnx.checker wants a shape on every typed value: values of unknown rank go untyped.
     value_info = [type_to_proto(v.name, v.type) for n in g.nodes for v in n.outputs
-                  if v is not None and v.name not in out_names]
+                  if v is not None and v.name not in out_names and v.type.shape is not None]
     gp = helper.make_graph(nodes, g.name, inputs, outputs, initializer=inits, value_info=value_info)
     if g.doc_string:
         gp.doc_string = g.doc_string

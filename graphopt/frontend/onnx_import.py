@@ -268,12 +268,14 @@ class _Importer:
     def _merge(self, inferred: TensorType, name: str) -> TensorType:
         """Keep dims the model's value_info knows where inference could only give a symbol."""
         tp = self.value_info.get(name)
-        if tp is None or inferred.shape is None:
+        if tp is None:
             return inferred
         try:
             declared = _type_from_proto(tp, f"value {name!r}", name)
         except ModelLoadError:
             return inferred
+        if inferred.shape is None and declared.dtype is inferred.dtype:
+            return declared  # the model knows the rank where inference (data-dependent) cannot
         if declared.shape is None or len(declared.shape) != len(inferred.shape):
             return inferred
         dims = []
