@@ -1009,7 +1009,9 @@ class _Builder:
             kinds = ["matrix", "any", "image", "seq"]
         n = self.int(1, 3)
         for i in range(n):
-            kind = self.choice(kinds[:-1] if i == 0 or self.int(0, 7) else kinds)
+            # A scalar input is rare, and never the first one (ops need a tensor to start from).
+            common = kinds[:-1] if kinds[-1] == "scalar" else kinds
+            kind = self.choice(common if i == 0 or self.int(0, 7) else kinds)
             dt = self.choice(self.cfg.dtypes)
             self.add_input(TensorType(dt, tuple(self.input_shape(kind))))
 

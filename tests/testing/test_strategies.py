@@ -223,3 +223,10 @@ def test_examples_reads_the_environment(monkeypatch):
     monkeypatch.setenv(ENV_EXAMPLES, "many")
     with pytest.raises(ValueError):
         examples(200)
+
+
+@given(gst.graph_and_inputs(ops=["Conv"], max_nodes=3))
+@settings(max_examples=10, deadline=None)
+def test_conv_only_graphs_can_be_drawn(gi):
+    g, inputs = gi
+    assert all(n.op_type == "Conv" for n in g.nodes)

@@ -1,0 +1,276 @@
+"""Model -> CompiledModel: import, graphopt's passes (when the pipeline exists), lowering,
+optional tuning, build; and the CompiledModel that runs it with checked inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import GraphoptError
+from ..ir import DType, Graph
+
+
+from ..testing.oracle import Tolerance
+
+# Model-level tolerance for whole deep networks (logits, random weights): float32
+# accumulation order differs between graphopt's kernels and onnxruntime's and the
+# differences grow with depth. Per-op checks use graphopt.testing.TOLERANCES unchanged.
+MODEL_TOLERANCE = Tolerance(rtol=1e-3, atol=1e-4)
+
+
+class InputError(GraphoptError, ValueError):
+    """Inputs that do not match the compiled model (wrong count, name, rank, shape, dtype)."""
+
+
+@dataclass
+class CompileReport:
+    target: str
+    lower_s: float = 0.0
+    build_s: float = 0.0
+    tune_s: float = 0.0
+    passes_s: float = 0.0
+    kernels: int = 0
+    scheduled: dict = field(default_factory=dict)
+    from_database: int = 0
+    folded: int = 0
+    tuning: Optional[dict] = None
+    fallback_nodes: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"target {self.target}", f"{self.kernels} kernels",
+                 f"lower {self.lower_s:.1f}s", f"build {self.build_s:.1f}s"]
+        if self.tuning:
+            parts.append(f"tune {self.tune_s:.1f}s ({self.tuning.get('trials', 0)} trials)")
+        if self.from_database:
+            parts.append(f"{self.from_database} kernels from the tuning database")
+        if self.fallback_nodes:
+            parts.append(f"{len(self.fallback_nodes)} nodes on onnxruntime: {', '.join(self.fallback_nodes)}")
+        return ", ".join(parts)
+
+
+def _io_spec(values) -> list[dict]:
+    return [{"name": v.name, "dtype": v.type.dtype.numpy.name if v.type.dtype is not DType.BFLOAT16 else "bfloat16",
+             "shape": list(v.type.shape) if v.type.shape is not None else None} for v in values]
+
+
+def to_graph(model) -> tuple[Graph, str]:
+    """A graph from a path, bytes, an onnx.ModelProto or a Graph; and a content digest."""
+    from ..frontend.onnx_import import import_onnx, load_model
+
+    if isinstance(model, Graph):
+        from ..frontend.onnx_export import export_onnx
+
+        return model, hashlib.sha256(export_onnx(model).SerializeToString()).hexdigest()[:16]
+    proto, _ = load_model(model)
+    digest = hashlib.sha256(proto.SerializeToString()).hexdigest()[:16]
+    return import_onnx(proto if not isinstance(model, (str, Path)) else model), digest
+
+
+def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Graph:
+    """graphopt's own passes, when the pass manager is installed (in place when the graph
+    is ``owned``, i.e. imported here; a caller's Graph is copied first)."""
+    if not level:
+        return graph
+    try:
+        from ..pipeline import clone_graph, run_passes  # type: ignore
+    except ImportError:
+        return graph
+    import warnings
+
+    try:
+        out = run_passes(graph if owned else clone_graph(graph), level)
+    except GraphoptError:
+        raise
+    except Exception as e:  # a bug in a pass must not make the model uncompilable
+        warnings.warn(f"graphopt: the {level} pipeline failed ({type(e).__name__}: {e}); compiling the graph as imported")
+        return graph
+    return out if isinstance(out, Graph) else graph
+
+
+def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
+                  fallback: Optional[str] = None, opt_level: Optional[str] = "O1", cache_dir=None,
+                  progress: bool = False) -> "CompiledModel":
+    from .build import BuildStats, build
+    from .lowering import lower
+    from .target import make_target, target_key
+
+    if fallback not in (None, "none", "ort"):
+        raise GraphoptError(f"unknown fallback {fallback!r}; expected 'ort' or none")
+    tgt = make_target(target)
+    graph, digest = to_graph(model)
+    report = CompileReport(target=target_key(target))
+    t0 = time.perf_counter()
+    graph = run_pipeline(graph, opt_level, owned=not isinstance(model, Graph))
+    report.passes_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lowered = lower(graph)
+    report.lower_s = time.perf_counter() - t0
+    report.folded = lowered.folded
+    database = None
+    if tune_trials or tune_time:
+        from .tuning import tune
+
+        t0 = time.perf_counter()
+        database, info = tune(lowered.mod, tgt, target, trials=tune_trials, minutes=tune_time, cache_dir=cache_dir,
+                              progress=progress)
+        report.tune_s = time.perf_counter() - t0
+        report.tuning = info
+    else:
+        from .tuning import existing_database
+
+        database = existing_database(tgt, target, cache_dir)
+    stats = BuildStats()
+    ex = build(lowered.mod, tgt, target, database=database, stats=stats)
+    report.build_s = stats.seconds
+    report.kernels = stats.kernels
+    report.scheduled = dict(stats.scheduled)
+    report.from_database = stats.from_database
+    manifest = {
+        "inputs": _io_spec(graph.inputs),
+        "outputs": _io_spec(graph.outputs),
+        "target": target,
+        "target_key": report.target,
+        "source_digest": digest,
+        "graph": graph.name,
+        "report": {"kernels": report.kernels, "scheduled": report.scheduled, "folded": report.folded,
+                   "from_database": report.from_database, "fallback_nodes": report.fallback_nodes},
+    }
+    return CompiledModel(manifest, ex, lowered.params, report=report)
+
+
+class CompiledModel:
+    """A compiled model: call it with numpy arrays (positionally in the model's input
+    order, or by input name as keywords); it returns the outputs in order (a list, or the
+    array itself when there is one output)."""
+
+    def __init__(self, manifest: dict, executable, params: Sequence[np.ndarray], report: Optional[CompileReport] = None):
+        import tvm
+        from tvm import relax
+
+        self.manifest = manifest
+        self.report = report
+        self._executable = executable
+        self._params_np = list(params)
+        self._target = manifest["target"]
+        from .target import device_for
+
+        self._dev = device_for(self._target)
+        self._vm = relax.VirtualMachine(executable, self._dev)
+        self._params = [tvm.runtime.tensor(np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p), self._dev) for p in params]
+        self._fn = self._vm["main"]
+
+    # ---------------------------------------------------------------- info
+    @property
+    def input_names(self) -> list[str]:
+        return [i["name"] for i in self.manifest["inputs"]]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o["name"] for o in self.manifest["outputs"]]
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i['name']}: {i['dtype']}{i['shape']}" for i in self.manifest["inputs"])
+        return f"<CompiledModel ({ins}) on {self._target}>"
+
+    # ---------------------------------------------------------------- running
+    def _bind(self, args, kwargs) -> list[np.ndarray]:
+        specs = self.manifest["inputs"]
+        names = [s["name"] for s in specs]
+        if len(args) > len(specs):
+            raise InputError(f"the model takes {len(specs)} input(s) ({', '.join(names)}), {len(args)} given")
+        given: dict[str, Any] = {}
+        for s, a in zip(specs, args):
+            given[s["name"]] = a
+        for k, v in kwargs.items():
+            if k not in names:
+                raise InputError(f"unknown input {k!r}; the model's inputs are: {', '.join(names)}")
+            if k in given:
+                raise InputError(f"input {k!r} given twice (positionally and by name)")
+            given[k] = v
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise InputError(f"missing input(s): {', '.join(repr(m) for m in missing)}")
+        symbols: dict[str, tuple[int, str]] = {}
+        out = []
+        for s in specs:
+            name = s["name"]
+            a = given[name]
+            if hasattr(a, "detach") and hasattr(a, "numpy"):  # a torch tensor
+                a = a.detach().cpu().numpy()
+            if not isinstance(a, np.ndarray):
+                if np.isscalar(a) or isinstance(a, (list, tuple)):
+                    a = np.asarray(a)
+                else:
+                    raise InputError(f"input {name!r}: expected a numpy array, got {type(a).__name__}")
+            want_dt = np.dtype(s["dtype"]) if s["dtype"] != "bfloat16" else None
+            if want_dt is not None and a.dtype != want_dt:
+                raise InputError(f"input {name!r}: expected dtype {want_dt.name}, got {a.dtype.name}")
+            shape = s["shape"]
+            if shape is not None:
+                if a.ndim != len(shape):
+                    raise InputError(f"input {name!r}: expected rank {len(shape)} (shape {_fmt(shape)}), "
+                                     f"got rank {a.ndim} (shape {list(a.shape)})")
+                for i, (d, g) in enumerate(zip(shape, a.shape)):
+                    if isinstance(d, int):
+                        if d != g:
+                            raise InputError(f"input {name!r}: expected shape {_fmt(shape)}, got {list(a.shape)} "
+                                             f"(dim {i} is {g}, expected {d})")
+                    else:
+                        prev = symbols.get(d)
+                        if prev is not None and prev[0] != g:
+                            raise InputError(f"input {name!r}: dim {i} ({d}) is {g}, but input {prev[1]!r} "
+                                             f"has {d} = {prev[0]}")
+                        symbols[d] = (g, name)
+            out.append(a if a.flags.c_contiguous else np.array(a, order="C"))
+        return out
+
+    def run(self, *args, **kwargs) -> list[np.ndarray]:
+        """The outputs as a list (always)."""
+        import tvm
+
+        arrays = self._bind(args, kwargs)
+        tensors = [tvm.runtime.tensor(a, self._dev) for a in arrays]
+        res = self._fn(*tensors, *self._params)
+        if hasattr(res, "numpy"):
+            return [res.numpy()]
+        return [r.numpy() for r in res]
+
+    def __call__(self, *args, **kwargs):
+        outs = self.run(*args, **kwargs)
+        return outs[0] if len(outs) == 1 else outs
+
+    # ---------------------------------------------------------------- artifacts
+    def save(self, path) -> Path:
+        from . import artifact
+
+        return artifact.save(path, self._executable, self._params_np, self.manifest)
+
+    @staticmethod
+    def load(path) -> "CompiledModel":
+        from tvm import relax
+
+        from . import artifact
+
+        manifest, lib, params = artifact.load(path)
+        from .target import cuda_available
+
+        if manifest["target"] == "cuda" and not cuda_available():
+            raise artifact.ArtifactError(f"{path}: compiled for CUDA, but no CUDA GPU is visible")
+        try:
+            ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
+        except Exception:
+            ex = lib
+        return CompiledModel(manifest, ex, params)
+
+
+def _fmt(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"

@@ -1,0 +1,1384 @@
+"""graphopt IR -> Relax IRModule, op by op, through a lowering table.
+
+Every entry of `_TABLE` maps an ONNX (opset 21) op to a function ``(ctx, node) -> list of
+relax expressions`` (one per node output; None for an omitted optional output). Most ops
+map onto relax ops (which TVM legalizes to TIR through topi); the kernels that dominate CNN
+run time (Conv, Gemm/MatMul with constant weights) are emitted as graphopt's own TE computes
+over weights packed at compile time, which `codegen.schedules` then schedules by name.
+
+Constants: small ones are embedded (`relax.const`); large ones become parameters of
+``main`` (after its inputs), returned with the module, so that an artifact stores them
+beside the library. Nodes computable from constants alone are folded before lowering
+(onnxruntime evaluates them), so weight-building subgraphs such as ConstantOfShape cost
+nothing at run time.
+
+Symbolic dims of the graph inputs become `tirx.Var`s shared by name, so a graph with a free
+batch dim compiles once for every size.
+
+A graphopt fused group (domain ``graphopt``, a node holding a subgraph) becomes one Relax
+function marked ``Primitive`` that TVM compiles as one kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import GraphoptError, UnsupportedOpError
+from ..ir import DType, Graph, Node, Value
+
+# Constants with at most this many elements are embedded in the module; larger ones are
+# parameters.
+EMBED_LIMIT = 64
+
+
+class LoweringError(GraphoptError):
+    """A node whose lowering failed; the message names the node and op."""
+
+
+_DT = {
+    DType.FLOAT32: "float32", DType.FLOAT16: "float16", DType.FLOAT64: "float64", DType.BFLOAT16: "bfloat16",
+    DType.INT8: "int8", DType.INT16: "int16", DType.INT32: "int32", DType.INT64: "int64", DType.UINT8: "uint8",
+    DType.UINT16: "uint16", DType.UINT32: "uint32", DType.UINT64: "uint64", DType.BOOL: "bool",
+}
+
+
+def tvm_dtype(dt: DType) -> str:
+    try:
+        return _DT[dt]
+    except KeyError:
+        raise GraphoptError(f"dtype {dt.short} has no TVM lowering") from None
+
+
+@dataclass
+class Lowered:
+    """The result of lowering a graph."""
+
+    mod: object                      # tvm.IRModule with a relax function "main"
+    input_names: list[str]
+    output_names: list[str]
+    params: list[np.ndarray]         # the values of main's parameters after its inputs
+    param_names: list[str]
+    folded: int = 0                  # nodes folded at compile time
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- table
+_TABLE: dict[str, Callable] = {}
+
+
+def _reg(*ops: str):
+    def deco(fn):
+        for op in ops:
+            _TABLE[op] = fn
+        return fn
+
+    return deco
+
+
+def lowered_ops() -> set[str]:
+    """The ops (qualified names) this lowering supports."""
+    return set(_TABLE) | {"Constant"}
+
+
+def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:
+    """(op, node name) of every node (subgraphs included) that cannot be lowered."""
+    bad = []
+    for n in graph.walk():
+        if n.domain == "graphopt" and n.subgraphs():
+            continue
+        if n.qualified_op not in _TABLE:
+            bad.append((n.qualified_op, n.name))
+    return bad
+
+
+# --------------------------------------------------------------------------- context
+class Ctx:
+    def __init__(self, graph: Graph, folded: dict[str, np.ndarray]):
+        import tvm
+        from tvm import relax
+
+        self.tvm = tvm
+        self.relax = relax
+        self.graph = graph
+        self.bb = relax.BlockBuilder()
+        self.syms: dict[str, object] = {}
+        self.env: dict[int, object] = {}
+        self.known: dict[str, np.ndarray] = folded   # constant values by value name
+        self.param_vars: list = []
+        self.param_vals: list[np.ndarray] = []
+        self.param_names: list[str] = []
+        self.node: Optional[Node] = None
+
+    # symbols -----------------------------------------------------------
+    def sym(self, name: str):
+        v = self.syms.get(name)
+        if v is None:
+            v = self.tvm.tirx.Var(name, "int64")
+            self.syms[name] = v
+        return v
+
+    def shape_of(self, v: Value) -> list:
+        if v.type.shape is None:
+            raise self.fail(f"value %{v.name} has unknown rank")
+        return [d if isinstance(d, int) else self.sym(d) for d in v.type.shape]
+
+    def sinfo(self, v: Value):
+        return self.relax.TensorType(self.shape_of(v), tvm_dtype(v.type.dtype))
+
+    # values ------------------------------------------------------------
+    def const_of(self, v: Optional[Value]) -> Optional[np.ndarray]:
+        if v is None:
+            return None
+        if v.name in self.known:
+            return self.known[v.name]
+        if v.const is not None and not v.const.is_elided:
+            return v.const.numpy()
+        return None
+
+    def param(self, arr: np.ndarray, hint: str):
+        arr = np.array(arr, order="C")
+        var = self.relax.Var(f"p{len(self.param_vars)}", self.relax.TensorType(list(arr.shape), str(arr.dtype)))
+        self.param_vars.append(var)
+        self.param_vals.append(arr)
+        self.param_names.append(hint)
+        return var
+
+    def array(self, arr: np.ndarray, hint: str = "const"):
+        """A numpy array as a relax expression (embedded if small, else a parameter)."""
+        arr = np.asarray(arr)
+        if arr.dtype == np.bool_ or arr.size <= EMBED_LIMIT:
+            return self.relax.const(arr, str(arr.dtype))
+        return self.param(arr, hint)
+
+    def get(self, v: Optional[Value]):
+        if v is None:
+            return None
+        e = self.env.get(id(v))
+        if e is not None:
+            return e
+        c = self.const_of(v)
+        if c is None:
+            raise self.fail(f"value %{v.name} is not defined")
+        if v.type.dtype is DType.STRING:
+            raise self.fail(f"string constant %{v.name} cannot be lowered")
+        e = self.array(c.astype(tvm_dtype(v.type.dtype)) if v.type.dtype is not DType.BFLOAT16 else c, v.name)
+        self.env[id(v)] = e
+        return e
+
+    def emit(self, expr):
+        return self.bb.emit(expr)
+
+    def te(self, fn, *args, **kwargs):
+        return self.bb.emit_te(fn, *args, **kwargs)
+
+    def fail(self, msg: str) -> LoweringError:
+        n = self.node
+        where = f"node {n.name!r} ({n.qualified_op})" if n is not None else "graph"
+        return LoweringError(f"{where}: {msg}")
+
+    def attr(self, node: Node, name: str, default=None):
+        a = node.attrs.get(name)
+        if a is not None:
+            return a.value
+        from ..ops import get_schema
+
+        schema = get_schema(node.op_type, node.domain)
+        if schema is not None:
+            spec = schema.attrs.get(name)
+            if spec is not None and spec.default is not None and not _is_required(spec.default):
+                return spec.default
+        return default
+
+    def ints_input(self, node: Node, i: int, what: str) -> Optional[list[int]]:
+        if i >= len(node.inputs) or node.inputs[i] is None:
+            return None
+        c = self.const_of(node.inputs[i])
+        if c is None:
+            raise self.fail(f"{what} (input {i}) must be a constant to lower; it is computed at run time")
+        return [int(x) for x in np.asarray(c).reshape(-1)]
+
+    def out_shape(self, node: Node, i: int = 0, like=None) -> list:
+        """The IR's output shape as relax dims; an unknown symbol becomes -1 (once)."""
+        v = node.outputs[i]
+        if v.type.shape is None:
+            raise self.fail(f"output %{v.name} has unknown rank")
+        dims, unknown = [], 0
+        for d in v.type.shape:
+            if isinstance(d, int):
+                dims.append(d)
+            elif d in self.syms:
+                dims.append(self.syms[d])
+            else:
+                dims.append(-1)
+                unknown += 1
+        if unknown > 1:
+            raise self.fail(f"output shape {v.type} has {unknown} dims not known at compile time")
+        return dims
+
+    def rank(self, v: Value) -> int:
+        if v.type.shape is None:
+            raise self.fail(f"value %{v.name} has unknown rank")
+        return len(v.type.shape)
+
+
+def _is_required(d) -> bool:
+    from ..ops import REQUIRED
+
+    return d is REQUIRED
+
+
+def _static(shape) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+# --------------------------------------------------------------------------- constant folding
+_NONDET = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def fold_constants(graph: Graph) -> dict[str, np.ndarray]:
+    """Values computable from constants alone, evaluated now (Shape of a static value
+    included). Returns {value name: array} for those read by other nodes or outputs."""
+    known: dict[str, np.ndarray] = {}
+    for c in graph.constants:
+        if c.const is not None and not c.const.is_elided and c.type.dtype not in (DType.STRING, DType.BFLOAT16):
+            known[c.name] = c.const.numpy()
+    foldable: list[Node] = []
+    fold_names: set[str] = set()
+    for n in graph.nodes:
+        if n.op_type == "Shape" and not n.domain and n.inputs[0] is not None and _static(n.inputs[0].type.shape):
+            shp = list(n.inputs[0].type.shape)
+            r = len(shp)
+            start = n.attr("start", 0)
+            end = n.attr("end", None)
+            start = max(0, min(r, start + r if start < 0 else start))
+            end = r if end is None else max(0, min(r, end + r if end < 0 else end))
+            known[n.output.name] = np.array(shp[start:end], dtype=np.int64)
+            continue
+        if n.domain or n.subgraphs() or n.op_type in _NONDET or n.op_type == "Constant":
+            continue
+        ins = [v for v in n.inputs if v is not None]
+        if all(v.name in known or v.name in fold_names for v in ins) and all(o is None or o.type.dtype not in (DType.STRING, DType.BFLOAT16) for o in n.outputs):
+            foldable.append(n)
+            fold_names.update(o.name for o in n.outputs if o is not None)
+    if not foldable:
+        return {k: v for k, v in known.items() if not graph.lookup(k) or not graph.lookup(k).is_constant}
+    need = set()
+    fold_ids = {id(n) for n in foldable}
+    for n in graph.nodes:
+        if id(n) in fold_ids:
+            continue
+        for v in n.inputs:
+            if v is not None and v.name in fold_names:
+                need.add(v.name)
+        for sg in n.subgraphs():
+            for inner in sg.walk():
+                for v in inner.inputs:
+                    if v is not None and v.name in fold_names:
+                        need.add(v.name)
+    for o in graph.outputs:
+        if o.name in fold_names:
+            need.add(o.name)
+    if need:
+        try:
+            known.update(_run_fold(graph, foldable, known, sorted(need)))
+        except Exception:
+            pass  # leave them to the lowering
+    return {k: v for k, v in known.items() if not (graph.lookup(k) is not None and graph.lookup(k).is_constant)}
+
+
+def _run_fold(graph: Graph, nodes: list[Node], known: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from ..frontend.onnx_export import export_onnx
+    import onnxruntime as ort
+
+    proto = export_onnx(graph)
+    produced = {o for n in nodes for o in (x.name for x in n.outputs if x is not None)}
+    pnodes = [pn for pn in proto.graph.node if any(o in produced for o in pn.output)]
+    used = {i for pn in pnodes for i in pn.input if i}
+    inits = [numpy_helper.from_array(np.asarray(known[nm]), nm) for nm in sorted(used) if nm in known and nm not in produced]
+    outs = [helper.make_tensor_value_info(nm, 0, None) for nm in outputs]
+    g = helper.make_graph(pnodes, "fold", [], outs, inits)
+    m = helper.make_model(g, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    res = sess.run(outputs, {})
+    return dict(zip(outputs, res))
+
+
+# --------------------------------------------------------------------------- main entry
+def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes: Optional[set] = None) -> Lowered:
+    """Lower ``graph`` to a Relax IRModule. Raises UnsupportedOpError listing every node
+    (with its op) that has no lowering, all at once."""
+    from tvm import relax
+
+    bad = [(op, nm) for op, nm in unsupported_nodes(graph) if not (fallback_nodes and nm in fallback_nodes)]
+    folded = fold_constants(graph) if fold else {}
+    # Nodes whose outputs are all folded need no lowering.
+    bad = [(op, nm) for op, nm in bad if not _node_folded(graph, nm, folded)]
+    if bad:
+        raise UnsupportedOpError(bad, f"graph {graph.name!r}")
+    ctx = Ctx(graph, folded)
+    in_vars = []
+    for v in graph.inputs:
+        var = relax.Var(_safe(v.name), ctx.sinfo(v))
+        ctx.env[id(v)] = var
+        in_vars.append(var)
+    bb = ctx.bb
+    nfold = 0
+    with bb.function(name):  # parameters (inputs, then weights) are given at the end
+        with bb.dataflow():
+            for n in graph.nodes:
+                if all(o is None or o.name in folded for o in n.outputs) and any(o is not None for o in n.outputs):
+                    nfold += 1
+                    continue
+                ctx.node = n
+                _lower_node(ctx, n)
+            ctx.node = None
+            outs = []
+            for o in graph.outputs:
+                e = ctx.get(o)
+                if not isinstance(e, relax.DataflowVar):
+                    e = bb.emit(relax.op.add(e, relax.const(0, tvm_dtype(o.type.dtype)))) if o.type.dtype is not DType.BOOL \
+                        else bb.emit(relax.op.logical_and(e, relax.const(True, "bool")))
+                outs.append(bb.emit_output(e))
+        result = outs[0] if len(outs) == 1 else relax.Tuple(outs)
+        bb.emit_func_output(result, params=in_vars + ctx.param_vars)
+    mod = bb.get()
+    return Lowered(mod, [v.name for v in graph.inputs], [o.name for o in graph.outputs], ctx.param_vals,
+                   ctx.param_names, nfold)
+
+
+def _node_folded(graph: Graph, name: str, folded) -> bool:
+    for n in graph.nodes:
+        if n.name == name:
+            return all(o is None or o.name in folded for o in n.outputs) and any(o is not None for o in n.outputs)
+    return False
+
+
+def _safe(name: str) -> str:
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return out if out and not out[0].isdigit() else "v_" + out
+
+
+def _lower_node(ctx: Ctx, n: Node) -> None:
+    fn = _TABLE.get(n.qualified_op)
+    if fn is None:
+        if n.domain == "graphopt" and n.subgraphs():
+            fn = _lower_fused_group
+        else:
+            raise UnsupportedOpError([(n.qualified_op, n.name)])
+    try:
+        res = fn(ctx, n)
+    except (GraphoptError, UnsupportedOpError):
+        raise
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ctx.fail(f"lowering failed: {type(e).__name__}: {msg}") from e
+    if not isinstance(res, (list, tuple)):
+        res = [res]
+    for i, o in enumerate(n.outputs):
+        if o is None:
+            continue
+        if i >= len(res) or res[i] is None:
+            raise ctx.fail(f"output {i} (%{o.name}) is not supported")
+        e = res[i]
+        _check_shape(ctx, o, e)
+        ctx.env[id(o)] = e
+
+
+def _check_shape(ctx: Ctx, o: Value, e) -> None:
+    """The lowered value must have the IR's static shape and dtype (a cheap guard against
+    semantic differences between ONNX and relax ops)."""
+    from tvm import relax
+
+    si = getattr(e, "ty", None)
+    if si is None or not isinstance(si, relax.TensorType):
+        return
+    want_dt = tvm_dtype(o.type.dtype)
+    if str(si.dtype) != want_dt:
+        raise ctx.fail(f"lowered output %{o.name} has dtype {si.dtype}, expected {want_dt}")
+    if si.shape is None or o.type.shape is None or not isinstance(si.shape, relax.ShapeExpr):
+        return
+    got = list(si.shape.values)
+    if len(got) != len(o.type.shape):
+        raise ctx.fail(f"lowered output %{o.name} has rank {len(got)}, expected {len(o.type.shape)}")
+    for g, w in zip(got, o.type.shape):
+        if isinstance(w, int) and hasattr(g, "value") and int(g.value) != w:
+            raise ctx.fail(f"lowered output %{o.name} has shape {[str(x) for x in got]}, expected {list(o.type.shape)}")
+
+
+# --------------------------------------------------------------------------- elementwise
+def _R():
+    from tvm import relax
+
+    return relax
+
+
+def _unary(op_name):
+    def f(ctx, n):
+        op = getattr(_R().op, op_name) if "." not in op_name else getattr(_R().op.nn, op_name.split(".")[1])
+        return ctx.emit(op(ctx.get(n.inputs[0])))
+
+    return f
+
+
+for _onnx, _rx in [("Abs", "abs"), ("Neg", "negative"), ("Sqrt", "sqrt"), ("Floor", "floor"), ("Ceil", "ceil"),
+                   ("Round", "round"), ("Sigmoid", "sigmoid"), ("Exp", "exp"), ("Log", "log"), ("Sign", "sign"),
+                   ("Sin", "sin"), ("Cos", "cos"), ("Tan", "tan"), ("Asin", "asin"), ("Acos", "acos"),
+                   ("Atan", "atan"), ("Sinh", "sinh"), ("Cosh", "cosh"), ("Tanh", "tanh"), ("Asinh", "asinh"),
+                   ("Acosh", "acosh"), ("Atanh", "atanh"), ("Erf", "erf"), ("Not", "logical_not"),
+                   ("BitwiseNot", "bitwise_not"), ("IsNaN", "isnan"), ("Relu", "nn.relu")]:
+    _TABLE[_onnx] = _unary(_rx)
+
+
+def _scalar(ctx, v, like_dtype: str):
+    return _R().const(v, like_dtype)
+
+
+def _dt(v: Value) -> str:
+    return tvm_dtype(v.type.dtype)
+
+
+@_reg("Reciprocal")
+def _reciprocal(ctx, n):
+    x = n.inputs[0]
+    return ctx.emit(_R().op.divide(_scalar(ctx, 1.0, _dt(x)), ctx.get(x)))
+
+
+@_reg("Identity")
+def _identity(ctx, n):
+    return ctx.get(n.inputs[0])
+
+
+@_reg("Dropout")
+def _dropout(ctx, n):
+    training = ctx.const_of(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] is not None else None
+    if len(n.inputs) > 2 and n.inputs[2] is not None and (training is None or bool(np.asarray(training))):
+        raise ctx.fail("Dropout in training mode is not supported")
+    x = ctx.get(n.inputs[0])
+    outs = [x]
+    if len(n.outputs) > 1 and n.outputs[1] is not None:
+        outs.append(ctx.emit(_R().op.full(ctx.shape_of(n.inputs[0]), _R().const(True, "bool"), "bool")))
+    return outs
+
+
+def _binary(op_name):
+    def f(ctx, n):
+        return ctx.emit(getattr(_R().op, op_name)(ctx.get(n.inputs[0]), ctx.get(n.inputs[1])))
+
+    return f
+
+
+for _onnx, _rx in [("Add", "add"), ("Sub", "subtract"), ("Mul", "multiply"), ("Equal", "equal"), ("Less", "less"),
+                   ("LessOrEqual", "less_equal"), ("Greater", "greater"), ("GreaterOrEqual", "greater_equal"),
+                   ("And", "logical_and"), ("Or", "logical_or"), ("Xor", "logical_xor"),
+                   ("BitwiseAnd", "bitwise_and"), ("BitwiseOr", "bitwise_or"), ("BitwiseXor", "bitwise_xor")]:
+    _TABLE[_onnx] = _binary(_rx)
+
+
+@_reg("Div")
+def _div(ctx, n):
+    a, b = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
+    if n.inputs[0].type.dtype.is_float:
+        return ctx.emit(_R().op.divide(a, b))
+    # ONNX integer division truncates toward zero.
+    from tvm import te, topi, tirx
+
+    return ctx.te(lambda x, y: topi.broadcast.truncdiv(x, y) if hasattr(topi.broadcast, "truncdiv")
+                  else topi.trunc_divide(x, y), a, b)
+
+
+@_reg("Mod")
+def _mod(ctx, n):
+    a, b = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
+    fmod = ctx.attr(n, "fmod", 0)
+    if fmod or n.inputs[0].type.dtype.is_float:
+        if n.inputs[0].type.dtype.is_float:
+            from tvm import topi
+
+            return ctx.te(lambda x, y: topi.trunc_mod(x, y), a, b)
+        return ctx.emit(_R().op.mod(a, b))
+    return ctx.emit(_R().op.floor_mod(a, b))
+
+
+@_reg("Pow")
+def _pow(ctx, n):
+    x, y = n.inputs
+    ye = ctx.get(y)
+    if y.type.dtype != x.type.dtype:
+        ye = ctx.emit(_R().op.astype(ye, _dt(x)))
+    c = ctx.const_of(y)
+    if c is not None and c.size == 1 and float(np.asarray(c).reshape(-1)[0]) == 2.0 and x.type.dtype.is_float:
+        xe = ctx.get(x)
+        return ctx.emit(_R().op.multiply(xe, xe))
+    return ctx.emit(_R().op.power(ctx.get(x), ye))
+
+
+@_reg("BitShift")
+def _bitshift(ctx, n):
+    d = ctx.attr(n, "direction")
+    op = _R().op.left_shift if d == "LEFT" else _R().op.right_shift
+    return ctx.emit(op(ctx.get(n.inputs[0]), ctx.get(n.inputs[1])))
+
+
+def _variadic(op_name, mean=False):
+    def f(ctx, n):
+        ins = [ctx.get(v) for v in n.inputs if v is not None]
+        acc = ins[0]
+        for e in ins[1:]:
+            acc = ctx.emit(getattr(_R().op, op_name)(acc, e))
+        if mean:
+            acc = ctx.emit(_R().op.divide(acc, _scalar(ctx, float(len(ins)), _dt(n.inputs[0]))))
+        elif len(ins) == 1:
+            return ins[0]
+        return acc
+
+    return f
+
+
+_TABLE["Sum"] = _variadic("add")
+_TABLE["Max"] = _variadic("maximum")
+_TABLE["Min"] = _variadic("minimum")
+_TABLE["Mean"] = _variadic("add", mean=True)
+
+
+@_reg("Where")
+def _where(ctx, n):
+    c, x, y = (ctx.get(v) for v in n.inputs)
+    return ctx.emit(_R().op.where(c, x, y))
+
+
+@_reg("Clip")
+def _clip(ctx, n):
+    x = ctx.get(n.inputs[0])
+    dt = _dt(n.inputs[0])
+    for i, op in ((1, _R().op.maximum), (2, _R().op.minimum)):
+        if len(n.inputs) > i and n.inputs[i] is not None:
+            b = ctx.get(n.inputs[i])
+            x = ctx.emit(op(x, b))
+    return x
+
+
+@_reg("Cast")
+def _cast(ctx, n):
+    to = n.outputs[0].type.dtype
+    x = n.inputs[0]
+    e = ctx.get(x)
+    if x.type.dtype.is_float and to is DType.BOOL:
+        return ctx.emit(_R().op.not_equal(e, _scalar(ctx, 0.0, _dt(x))))
+    return ctx.emit(_R().op.astype(e, tvm_dtype(to)))
+
+
+@_reg("CastLike")
+def _castlike(ctx, n):
+    return _cast(ctx, n)
+
+
+def _act(fn):
+    """An activation written as TE over the input tensor (fn(x_elem, dtype) -> elem)."""
+
+    def f(ctx, n):
+        from tvm import te
+
+        x = n.inputs[0]
+        dt = _dt(x)
+        attrs = {k: ctx.attr(n, k) for k in ("alpha", "beta", "gamma", "lambd", "bias")}
+
+        def compute(t):
+            return te.compute(t.shape, lambda *i: fn(t(*i), dt, attrs), name=n.op_type.lower())
+
+        return ctx.te(compute, ctx.get(x))
+
+    return f
+
+
+def _c(v, dt):
+    from tvm import tirx
+
+    return tirx.const(v, dt)
+
+
+def _tir():
+    from tvm import tirx
+
+    return tirx
+
+
+_TABLE["LeakyRelu"] = _act(lambda x, dt, a: _tir().Select(x >= _c(0, dt), x, x * _c(a["alpha"], dt)))
+_TABLE["Elu"] = _act(lambda x, dt, a: _tir().Select(x >= _c(0, dt), x, _c(a["alpha"], dt) * (_tir().exp(x) - _c(1, dt))))
+_TABLE["Celu"] = _act(lambda x, dt, a: _tir().max(x, _c(0, dt)) + _tir().min(
+    _c(0, dt), _c(a["alpha"], dt) * (_tir().exp(x / _c(a["alpha"], dt)) - _c(1, dt))))
+_TABLE["Selu"] = _act(lambda x, dt, a: _c(a["gamma"], dt) * _tir().Select(
+    x > _c(0, dt), x, _c(a["alpha"], dt) * (_tir().exp(x) - _c(1, dt))))
+_TABLE["HardSigmoid"] = _act(lambda x, dt, a: _tir().max(_c(0, dt), _tir().min(_c(1, dt), _c(a["alpha"], dt) * x + _c(a["beta"], dt))))
+_TABLE["HardSwish"] = _act(lambda x, dt, a: x * _tir().max(_c(0, dt), _tir().min(_c(1, dt), x / _c(6, dt) + _c(0.5, dt))))
+_TABLE["Softsign"] = _act(lambda x, dt, a: x / (_c(1, dt) + _tir().abs(x)))
+_TABLE["Softplus"] = _act(lambda x, dt, a: _tir().log(_c(1, dt) + _tir().exp(x)))
+_TABLE["Mish"] = _act(lambda x, dt, a: x * _tir().tanh(_tir().log(_c(1, dt) + _tir().exp(x))))
+_TABLE["ThresholdedRelu"] = _act(lambda x, dt, a: _tir().Select(x > _c(a["alpha"], dt), x, _c(0, dt)))
+_TABLE["Shrink"] = _act(lambda x, dt, a: _tir().Select(
+    x < _c(-a["lambd"], dt), x + _c(a["bias"], dt),
+    _tir().Select(x > _c(a["lambd"], dt), x - _c(a["bias"], dt), _c(0, dt))))
+
+
+@_reg("IsInf")
+def _isinf(ctx, n):
+    from tvm import te
+
+    x = n.inputs[0]
+    dt = _dt(x)
+    neg, pos = ctx.attr(n, "detect_negative", 1), ctx.attr(n, "detect_positive", 1)
+
+    def compute(t):
+        def f(*i):
+            v = t(*i)
+            inf = _tir().isinf(v)
+            if neg and pos:
+                return inf
+            if pos:
+                return _tir().all(inf, v > _c(0, dt))
+            if neg:
+                return _tir().all(inf, v < _c(0, dt))
+            return _tir().const(False, "bool")
+
+        return te.compute(t.shape, f, name="isinf")
+
+    return ctx.te(compute, ctx.get(x))
+
+
+@_reg("Gelu")
+def _gelu(ctx, n):
+    op = _R().op.nn.gelu_tanh if ctx.attr(n, "approximate", "none") == "tanh" else _R().op.nn.gelu
+    return ctx.emit(op(ctx.get(n.inputs[0])))
+
+
+@_reg("PRelu")
+def _prelu(ctx, n):
+    x, s = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
+    zero = _scalar(ctx, 0, _dt(n.inputs[0]))
+    return ctx.emit(_R().op.where(_R().op.less(x, zero), _R().op.multiply(x, s), x)) if False else \
+        ctx.emit(_R().op.where(ctx.emit(_R().op.less(x, zero)), ctx.emit(_R().op.multiply(x, s)), x))
+
+
+# --------------------------------------------------------------------------- shape ops
+@_reg("Reshape")
+def _reshape(ctx, n):
+    return ctx.emit(_R().op.reshape(ctx.get(n.inputs[0]), ctx.out_shape(n)))
+
+
+_TABLE["Flatten"] = _reshape
+
+
+@_reg("Squeeze", "Unsqueeze")
+def _squeeze(ctx, n):
+    return ctx.emit(_R().op.reshape(ctx.get(n.inputs[0]), ctx.out_shape(n)))
+
+
+@_reg("Transpose")
+def _transpose(ctx, n):
+    r = ctx.rank(n.inputs[0])
+    perm = ctx.attr(n, "perm", None)
+    perm = list(perm) if perm else list(range(r))[::-1]
+    return ctx.emit(_R().op.permute_dims(ctx.get(n.inputs[0]), perm))
+
+
+@_reg("Concat")
+def _concat(ctx, n):
+    ins = [v for v in n.inputs if v is not None]
+    r = ctx.rank(ins[0])
+    axis = ctx.attr(n, "axis", 0)
+    axis = axis + r if axis < 0 else axis
+    # zero-sized inputs contribute nothing
+    ins = [v for v in ins if not (v.type.shape is not None and isinstance(v.type.shape[axis], int) and v.type.shape[axis] == 0)] or ins[:1]
+    if len(ins) == 1:
+        return ctx.get(ins[0])
+    return ctx.emit(_R().op.concat([ctx.get(v) for v in ins], axis=axis))
+
+
+@_reg("Split")
+def _split(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = ctx.attr(n, "axis", 0)
+    axis = axis + r if axis < 0 else axis
+    nout = len(n.outputs)
+    sizes = ctx.ints_input(n, 1, "split")
+    dim = x.type.shape[axis]
+    if sizes is None:
+        if not isinstance(dim, int):
+            if nout == 1:
+                return [ctx.get(x)]
+            tup = ctx.emit(_R().op.split(ctx.get(x), nout, axis))
+            return [ctx.emit(_R().TupleGetItem(tup, i)) for i in range(nout)]
+        k = -(-dim // nout)
+        sizes = [k] * (nout - 1) + [dim - k * (nout - 1)]
+    if nout == 1:
+        return [ctx.get(x)]
+    idx = list(np.cumsum(sizes)[:-1].astype(int))
+    tup = ctx.emit(_R().op.split(ctx.get(x), [int(i) for i in idx], axis))
+    return [ctx.emit(_R().TupleGetItem(tup, i)) for i in range(nout)]
+
+
+@_reg("Slice")
+def _slice(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    starts = ctx.ints_input(n, 1, "starts")
+    ends = ctx.ints_input(n, 2, "ends")
+    axes = ctx.ints_input(n, 3, "axes") or list(range(len(starts)))
+    steps = ctx.ints_input(n, 4, "steps") or [1] * len(starts)
+    axes = [a + r if a < 0 else a for a in axes]
+    b2, e2, s2, a2 = [], [], [], []
+    for a, b, e, s in zip(axes, starts, ends, steps):
+        dim = x.type.shape[a]
+        if isinstance(dim, int):
+            b, e, s = _norm_slice(b, e, s, dim)
+            if s < 0 and e < 0:
+                e = -(dim + 1)  # relax: before the first element
+        lim = 2**62
+        a2.append(a)
+        b2.append(max(-lim, min(lim, b)))
+        e2.append(max(-lim, min(lim, e)))
+        s2.append(s)
+    return ctx.emit(_R().op.strided_slice(ctx.get(x), a2, b2, e2, s2))
+
+
+def _norm_slice(b, e, s, dim):
+    if s > 0:
+        b = b + dim if b < 0 else b
+        e = e + dim if e < 0 else e
+        b, e = max(0, min(dim, b)), max(0, min(dim, e))
+    else:
+        b = b + dim if b < 0 else b
+        e = e + dim if e < 0 else e
+        b, e = max(-1, min(dim - 1, b)), max(-1, min(dim - 1, e))
+    return b, e, s
+
+
+@_reg("Expand")
+def _expand(ctx, n):
+    return ctx.emit(_R().op.broadcast_to(ctx.get(n.inputs[0]), ctx.out_shape(n)))
+
+
+@_reg("Tile")
+def _tile(ctx, n):
+    reps = ctx.ints_input(n, 1, "repeats")
+    return ctx.emit(_R().op.tile(ctx.get(n.inputs[0]), reps))
+
+
+@_reg("Shape")
+def _shape(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    start = ctx.attr(n, "start", 0)
+    end = ctx.attr(n, "end", None)
+    start = max(0, min(r, start + r if start < 0 else start))
+    end = r if end is None else max(0, min(r, end + r if end < 0 else end))
+    t = ctx.emit(_R().op.shape_to_tensor(_R().op.shape_of(ctx.get(x))))
+    if (start, end) != (0, r):
+        t = ctx.emit(_R().op.strided_slice(t, [0], [start], [end]))
+    return t
+
+
+@_reg("Size")
+def _size(ctx, n):
+    x = n.inputs[0]
+    dims = ctx.shape_of(x)
+    p = 1
+    for d in dims:
+        p = p * d
+    from tvm import te
+
+    return ctx.te(lambda: te.compute((), lambda: _tir().Cast("int64", p) if not isinstance(p, int) else _tir().const(p, "int64"), name="size"))
+
+
+@_reg("ConstantOfShape")
+def _constant_of_shape(ctx, n):
+    shape = ctx.out_shape(n)
+    if any(isinstance(d, int) and d < 0 for d in shape):
+        raise ctx.fail("the shape input must be a constant")
+    val = ctx.attr(n, "value", None)
+    dt = _dt(n.outputs[0])
+    v = 0 if val is None else np.asarray(val.numpy()).reshape(-1)[0].item()
+    return ctx.emit(_R().op.full(shape, _R().const(v, dt), dt))
+
+
+@_reg("Range")
+def _range(ctx, n):
+    vals = [ctx.const_of(v) for v in n.inputs]
+    if any(v is None for v in vals):
+        raise ctx.fail("start, limit and delta must be constants")
+    start, limit, delta = (np.asarray(v).item() for v in vals)
+    arr = np.arange(start, limit, delta).astype(n.outputs[0].type.dtype.numpy)
+    return ctx.array(arr, n.outputs[0].name)
+
+
+@_reg("Gather")
+def _gather(ctx, n):
+    x, idx = n.inputs
+    r = ctx.rank(x)
+    axis = ctx.attr(n, "axis", 0)
+    axis = axis + r if axis < 0 else axis
+    dim = x.type.shape[axis]
+    c = ctx.const_of(idx)
+    if c is not None and isinstance(dim, int):
+        c = np.where(c < 0, c + dim, c).astype(np.int64)
+        ie = ctx.array(c, idx.name)
+    else:
+        ie = ctx.get(idx)
+        if isinstance(dim, int):
+            ie = ctx.emit(_R().op.where(ctx.emit(_R().op.less(ie, _R().const(0, _dt(idx)))),
+                                        ctx.emit(_R().op.add(ie, _R().const(dim, _dt(idx)))), ie))
+    return ctx.emit(_R().op.take(ctx.get(x), ie, axis))
+
+
+@_reg("GatherElements")
+def _gather_elements(ctx, n):
+    x, idx = n.inputs
+    r = ctx.rank(x)
+    axis = ctx.attr(n, "axis", 0)
+    axis = axis + r if axis < 0 else axis
+    dim = x.type.shape[axis]
+    ie = ctx.get(idx)
+    if isinstance(dim, int):
+        ie = ctx.emit(_R().op.where(ctx.emit(_R().op.less(ie, _R().const(0, _dt(idx)))),
+                                    ctx.emit(_R().op.add(ie, _R().const(dim, _dt(idx)))), ie))
+    return ctx.emit(_R().op.gather_elements(ctx.get(x), ie, axis))
+
+
+@_reg("Trilu")
+def _trilu(ctx, n):
+    k = ctx.ints_input(n, 1, "k")
+    k = 0 if k is None else k[0]
+    op = _R().op.triu if ctx.attr(n, "upper", 1) else _R().op.tril
+    return ctx.emit(op(ctx.get(n.inputs[0]), k))
+
+
+@_reg("Pad")
+def _pad(ctx, n):
+    from tvm import topi
+
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    pads = ctx.ints_input(n, 1, "pads")
+    axes = ctx.ints_input(n, 3, "axes")
+    mode = ctx.attr(n, "mode", "constant")
+    axes = [a + r if a < 0 else a for a in axes] if axes is not None else list(range(r))
+    before, after = [0] * r, [0] * r
+    k = len(axes)
+    for j, a in enumerate(axes):
+        before[a], after[a] = pads[j], pads[j + k]
+    if any(p < 0 for p in before + after):
+        raise ctx.fail("negative pads are not supported")
+    if mode == "constant":
+        cv = ctx.const_of(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] is not None else None
+        if len(n.inputs) > 2 and n.inputs[2] is not None and cv is None:
+            raise ctx.fail("constant_value must be a constant")
+        val = 0 if cv is None else np.asarray(cv).reshape(-1)[0].item()
+        return ctx.te(lambda t: topi.nn.pad(t, before, after, pad_value=val), ctx.get(x))
+    if mode == "reflect":
+        return ctx.te(lambda t: topi.nn.mirror_pad(t, before, after, mode="REFLECT"), ctx.get(x))
+    if mode == "edge":
+        from tvm import te
+
+        def compute(t):
+            shp = [t.shape[i] + before[i] + after[i] for i in range(r)]
+
+            def f(*i):
+                idx = [_tir().max(_tir().min(i[d] - before[d], t.shape[d] - 1), 0) for d in range(r)]
+                return t(*idx)
+
+            return te.compute(shp, f, name="edge_pad")
+
+        return ctx.te(compute, ctx.get(x))
+    raise ctx.fail(f"pad mode {mode!r} is not supported")
+
+
+@_reg("DepthToSpace")
+def _depth_to_space(ctx, n):
+    b = ctx.attr(n, "blocksize")
+    mode = ctx.attr(n, "mode", "DCR")
+    N, C, H, W = ctx.shape_of(n.inputs[0])
+    x = ctx.get(n.inputs[0])
+    if mode == "DCR":
+        t = ctx.emit(_R().op.reshape(x, [N, b, b, C // (b * b), H, W]))
+        t = ctx.emit(_R().op.permute_dims(t, [0, 3, 4, 1, 5, 2]))
+    else:
+        t = ctx.emit(_R().op.reshape(x, [N, C // (b * b), b, b, H, W]))
+        t = ctx.emit(_R().op.permute_dims(t, [0, 1, 4, 2, 5, 3]))
+    return ctx.emit(_R().op.reshape(t, ctx.out_shape(n)))
+
+
+@_reg("SpaceToDepth")
+def _space_to_depth(ctx, n):
+    b = ctx.attr(n, "blocksize")
+    N, C, H, W = ctx.shape_of(n.inputs[0])
+    t = ctx.emit(_R().op.reshape(ctx.get(n.inputs[0]), [N, C, H // b, b, W // b, b]))
+    t = ctx.emit(_R().op.permute_dims(t, [0, 3, 5, 1, 2, 4]))
+    return ctx.emit(_R().op.reshape(t, ctx.out_shape(n)))
+
+
+# --------------------------------------------------------------------------- reductions
+def _reduce_axes(ctx, n, r):
+    if n.op_type in ("ReduceSum",) or len(n.inputs) > 1:
+        axes = ctx.ints_input(n, 1, "axes") if len(n.inputs) > 1 else None
+    else:
+        axes = ctx.attr(n, "axes", None)
+    if not axes:
+        if ctx.attr(n, "noop_with_empty_axes", 0):
+            return None
+        return list(range(r))
+    return sorted(a + r if a < 0 else a for a in axes)
+
+
+def _reduce(kind):
+    def f(ctx, n):
+        x = n.inputs[0]
+        r = ctx.rank(x)
+        axes = _reduce_axes(ctx, n, r)
+        keep = bool(ctx.attr(n, "keepdims", 1))
+        e = ctx.get(x)
+        if axes is None:
+            return e
+        R = _R().op
+        dt = _dt(x)
+        if kind in ("sum", "mean", "max", "min", "prod"):
+            return ctx.emit(getattr(R, kind)(e, axes, keep))
+        if kind == "l1":
+            return ctx.emit(R.sum(ctx.emit(R.abs(e)), axes, keep))
+        if kind == "l2":
+            return ctx.emit(R.sqrt(ctx.emit(R.sum(ctx.emit(R.multiply(e, e)), axes, keep))))
+        if kind == "sumsquare":
+            return ctx.emit(R.sum(ctx.emit(R.multiply(e, e)), axes, keep))
+        if kind == "logsum":
+            return ctx.emit(R.log(ctx.emit(R.sum(e, axes, keep))))
+        if kind == "logsumexp":
+            m = ctx.emit(R.max(e, axes, True))
+            s = ctx.emit(R.sum(ctx.emit(R.exp(ctx.emit(R.subtract(e, m)))), axes, True))
+            out = ctx.emit(R.add(ctx.emit(R.log(s)), m))
+            if not keep:
+                out = ctx.emit(R.squeeze(out, axes))
+            return out
+        raise AssertionError(kind)
+
+    return f
+
+
+for _onnx, _k in [("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max"), ("ReduceMin", "min"),
+                  ("ReduceProd", "prod"), ("ReduceL1", "l1"), ("ReduceL2", "l2"), ("ReduceSumSquare", "sumsquare"),
+                  ("ReduceLogSum", "logsum"), ("ReduceLogSumExp", "logsumexp")]:
+    _TABLE[_onnx] = _reduce(_k)
+
+
+def _arg(kind):
+    def f(ctx, n):
+        x = n.inputs[0]
+        r = ctx.rank(x)
+        axis = ctx.attr(n, "axis", 0)
+        axis = axis + r if axis < 0 else axis
+        keep = bool(ctx.attr(n, "keepdims", 1))
+        e = ctx.get(x)
+        if ctx.attr(n, "select_last_index", 0):
+            dim = x.type.shape[axis]
+            if not isinstance(dim, int):
+                raise ctx.fail("select_last_index needs a static dim")
+            e = ctx.emit(_R().op.flip(e, axis))
+            i = ctx.emit(getattr(_R().op, kind)(e, axis, keep))
+            return ctx.emit(_R().op.subtract(_R().const(dim - 1, "int64"), i))
+        return ctx.emit(getattr(_R().op, kind)(e, axis, keep))
+
+    return f
+
+
+_TABLE["ArgMax"] = _arg("argmax")
+_TABLE["ArgMin"] = _arg("argmin")
+
+
+@_reg("Softmax", "LogSoftmax")
+def _softmax(ctx, n):
+    axis = ctx.attr(n, "axis", -1)
+    op = _R().op.nn.softmax if n.op_type == "Softmax" else _R().op.nn.log_softmax
+    return ctx.emit(op(ctx.get(n.inputs[0]), axis))
+
+
+@_reg("Hardmax")
+def _hardmax(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = ctx.attr(n, "axis", -1)
+    axis = axis + r if axis < 0 else axis
+    dim = x.type.shape[axis]
+    am = ctx.emit(_R().op.argmax(ctx.get(x), axis, True))
+    oh = ctx.emit(_R().op.one_hot(am, _R().PrimValue(_R().const(1, _dt(x)).data.numpy().item() if False else _tir().const(1.0, _dt(x))),
+                                  _R().PrimValue(_tir().const(0.0, _dt(x))), dim, axis + 1))
+    return ctx.emit(_R().op.squeeze(oh, [axis]))
+
+
+@_reg("CumSum")
+def _cumsum(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = ctx.ints_input(n, 1, "axis")[0]
+    axis = axis + r if axis < 0 else axis
+    e = ctx.get(x)
+    rev = ctx.attr(n, "reverse", 0)
+    if rev:
+        e = ctx.emit(_R().op.flip(e, axis))
+    e = ctx.emit(_R().op.cumsum(e, axis, None, bool(ctx.attr(n, "exclusive", 0))))
+    if rev:
+        e = ctx.emit(_R().op.flip(e, axis))
+    return e
+
+
+# --------------------------------------------------------------------------- linear algebra
+@_reg("MatMul")
+def _matmul(ctx, n):
+    a, b = n.inputs
+    bc = ctx.const_of(b)
+    if (bc is not None and b.type.shape is not None and len(b.type.shape) == 2 and a.type.shape is not None
+            and len(a.type.shape) >= 2 and a.type.dtype is DType.FLOAT32 and _static(a.type.shape)):
+        from . import kernels
+
+        K, N = bc.shape
+        ae = ctx.get(a)
+        lead = list(a.type.shape[:-1])
+        M = int(np.prod(lead))
+        if len(lead) > 1:
+            ae = ctx.emit(_R().op.reshape(ae, [M, K]))
+        out = kernels.emit_dense(ctx, ae, bc.T, n.name)
+        if len(lead) > 1:
+            out = ctx.emit(_R().op.reshape(out, lead + [N]))
+        return out
+    return ctx.emit(_R().op.matmul(ctx.get(a), ctx.get(b)))
+
+
+@_reg("Gemm")
+def _gemm(ctx, n):
+    a, b = n.inputs[0], n.inputs[1]
+    c = n.inputs[2] if len(n.inputs) > 2 else None
+    alpha, beta = ctx.attr(n, "alpha", 1.0), ctx.attr(n, "beta", 1.0)
+    ta, tb = ctx.attr(n, "transA", 0), ctx.attr(n, "transB", 0)
+    dt = _dt(a)
+    bc = ctx.const_of(b)
+    ae = ctx.get(a)
+    if ta:
+        ae = ctx.emit(_R().op.permute_dims(ae, [1, 0]))
+    if bc is not None and a.type.dtype is DType.FLOAT32 and _static(a.type.shape):
+        from . import kernels
+
+        w = bc if tb else bc.T  # [N, K]
+        if alpha != 1.0:
+            w = (w.astype(np.float64) * alpha).astype(np.float32)
+        y = kernels.emit_dense(ctx, ae, w, n.name)
+    else:
+        be = ctx.get(b)
+        if tb:
+            be = ctx.emit(_R().op.permute_dims(be, [1, 0]))
+        y = ctx.emit(_R().op.matmul(ae, be))
+        if alpha != 1.0:
+            y = ctx.emit(_R().op.multiply(y, _scalar(ctx, alpha, dt)))
+    if c is not None and beta != 0.0:
+        cc = ctx.const_of(c)
+        if cc is not None:
+            ce = ctx.array((cc.astype(np.float64) * beta).astype(cc.dtype) if beta != 1.0 else cc, c.name)
+        else:
+            ce = ctx.get(c)
+            if beta != 1.0:
+                ce = ctx.emit(_R().op.multiply(ce, _scalar(ctx, beta, dt)))
+        y = ctx.emit(_R().op.add(y, ce))
+    return y
+
+
+@_reg("Einsum")
+def _einsum(ctx, n):
+    return ctx.emit(_R().op.einsum([ctx.get(v) for v in n.inputs], ctx.attr(n, "equation")))
+
+
+# --------------------------------------------------------------------------- conv and pooling
+def _spatial_pads(ctx, n, in_sp, k_eff, strides):
+    """ONNX auto_pad/pads to (begin list, end list)."""
+    d = len(in_sp)
+    auto = ctx.attr(n, "auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        b, e = [], []
+        for i in range(d):
+            if not isinstance(in_sp[i], int):
+                raise ctx.fail("auto_pad SAME needs static spatial dims")
+            out = -(-in_sp[i] // strides[i])
+            tot = max(0, (out - 1) * strides[i] + k_eff[i] - in_sp[i])
+            lo = tot // 2 if auto == "SAME_UPPER" else tot - tot // 2
+            b.append(lo)
+            e.append(tot - lo)
+        return b, e
+    if auto == "VALID":
+        return [0] * d, [0] * d
+    pads = ctx.attr(n, "pads", None)
+    pads = list(pads) if pads else [0] * (2 * d)
+    return pads[:d], pads[d:]
+
+
+@_reg("Conv")
+def _conv(ctx, n):
+    x, w = n.inputs[0], n.inputs[1]
+    b = n.inputs[2] if len(n.inputs) > 2 else None
+    r = ctx.rank(x)
+    d = r - 2
+    wshape = w.type.shape
+    ks = ctx.attr(n, "kernel_shape", None) or list(wshape[2:])
+    strides = list(ctx.attr(n, "strides", None) or [1] * d)
+    dil = list(ctx.attr(n, "dilations", None) or [1] * d)
+    groups = ctx.attr(n, "group", 1)
+    k_eff = [(k - 1) * dl + 1 for k, dl in zip(ks, dil)]
+    pb, pe = _spatial_pads(ctx, n, list(x.type.shape[2:]), k_eff, strides)
+    wc = ctx.const_of(w)
+    bc = ctx.const_of(b) if b is not None else None
+    dt = _dt(x)
+    if d == 2 and wc is not None and x.type.dtype is DType.FLOAT32 and _static(x.type.shape[1:]):
+        from . import kernels
+
+        y = kernels.emit_conv2d(ctx, ctx.get(x), x.type.shape, wc, strides, dil, groups, pb, pe, n.name)
+    else:
+        xe, we = ctx.get(x), ctx.get(w)
+        if d == 1:
+            y = ctx.emit(_R().op.nn.conv1d(xe, we, strides, pb + pe, dil, groups))
+        elif d == 2:
+            y = ctx.emit(_R().op.nn.conv2d(xe, we, strides, [pb[0], pb[1], pe[0], pe[1]], dil, groups))
+        elif d == 3:
+            y = ctx.emit(_R().op.nn.conv3d(xe, we, strides, pb + pe, dil, groups))
+        else:
+            raise ctx.fail(f"{d}-d convolution is not supported")
+    if b is not None:
+        be = ctx.array(bc.reshape([-1] + [1] * d), b.name) if bc is not None else \
+            ctx.emit(_R().op.reshape(ctx.get(b), [-1] + [1] * d))
+        y = ctx.emit(_R().op.add(y, be))
+    return y
+
+
+@_reg("ConvTranspose")
+def _conv_transpose(ctx, n):
+    x, w = n.inputs[0], n.inputs[1]
+    b = n.inputs[2] if len(n.inputs) > 2 else None
+    r = ctx.rank(x)
+    d = r - 2
+    if d not in (1, 2):
+        raise ctx.fail(f"{d}-d transposed convolution is not supported")
+    if ctx.attr(n, "auto_pad", "NOTSET") not in ("NOTSET", "VALID") or ctx.attr(n, "output_shape", None):
+        raise ctx.fail("auto_pad SAME and output_shape are not supported")
+    strides = list(ctx.attr(n, "strides", None) or [1] * d)
+    dil = list(ctx.attr(n, "dilations", None) or [1] * d)
+    groups = ctx.attr(n, "group", 1)
+    pads = list(ctx.attr(n, "pads", None) or [0] * (2 * d))
+    opad = list(ctx.attr(n, "output_padding", None) or [0] * d)
+    op = _R().op.nn.conv1d_transpose if d == 1 else _R().op.nn.conv2d_transpose
+    y = ctx.emit(op(ctx.get(x), ctx.get(w), strides, pads, opad, dil, groups))
+    if b is not None:
+        y = ctx.emit(_R().op.add(y, ctx.emit(_R().op.reshape(ctx.get(b), [-1] + [1] * d))))
+    return y
+
+
+def _pool(kind):
+    def f(ctx, n):
+        x = n.inputs[0]
+        r = ctx.rank(x)
+        d = r - 2
+        ks = list(ctx.attr(n, "kernel_shape"))
+        strides = list(ctx.attr(n, "strides", None) or [1] * d)
+        dil = list(ctx.attr(n, "dilations", None) or [1] * d)
+        ceil = bool(ctx.attr(n, "ceil_mode", 0))
+        k_eff = [(k - 1) * dl + 1 for k, dl in zip(ks, dil)]
+        pb, pe = _spatial_pads(ctx, n, list(x.type.shape[2:]), k_eff, strides)
+        if len(n.outputs) > 1 and n.outputs[1] is not None:
+            raise ctx.fail("MaxPool's Indices output is not supported")
+        e = ctx.get(x)
+        P = _R().op.nn
+        if d not in (1, 2, 3):
+            raise ctx.fail(f"{d}-d pooling is not supported")
+        name = {1: "1d", 2: "2d", 3: "3d"}[d]
+        if kind == "max":
+            return ctx.emit(getattr(P, "max_pool" + name)(e, ks, strides, pb + pe, dil, ceil))
+        cip = bool(ctx.attr(n, "count_include_pad", 0))
+        return ctx.emit(getattr(P, "avg_pool" + name)(e, ks, strides, pb + pe, dil, ceil, cip))
+
+    return f
+
+
+_TABLE["MaxPool"] = _pool("max")
+_TABLE["AveragePool"] = _pool("avg")
+
+
+@_reg("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(ctx, n):
+    x = n.inputs[0]
+    axes = list(range(2, ctx.rank(x)))
+    op = _R().op.mean if n.op_type == "GlobalAveragePool" else _R().op.max
+    return ctx.emit(op(ctx.get(x), axes, True))
+
+
+@_reg("LRN")
+def _lrn(ctx, n):
+    from tvm import te
+
+    size = ctx.attr(n, "size")
+    alpha, beta, bias = ctx.attr(n, "alpha", 1e-4), ctx.attr(n, "beta", 0.75), ctx.attr(n, "bias", 1.0)
+    x = n.inputs[0]
+    dt = _dt(x)
+    lo = (size - 1) // 2
+
+    def compute(t):
+        C = t.shape[1]
+        rk = te.reduce_axis((0, size), name="rk")
+        sq = te.compute(t.shape, lambda nn_, c, *s: te.sum(
+            _tir().if_then_else(_tir().all(c - lo + rk >= 0, c - lo + rk < C),
+                                t(nn_, c - lo + rk, *s) * t(nn_, c - lo + rk, *s), _c(0, dt)), axis=rk), name="lrn_sqsum")
+        return te.compute(t.shape, lambda *i: t(*i) / _tir().power(_c(bias, dt) + _c(alpha / size, dt) * sq(*i), _c(beta, dt)),
+                          name="lrn")
+
+    return ctx.te(compute, ctx.get(x))
+
+
+@_reg("BatchNormalization")
+def _batchnorm(ctx, n):
+    x = n.inputs[0]
+    if ctx.attr(n, "training_mode", 0):
+        raise ctx.fail("BatchNormalization in training mode is not supported")
+    if any(o is not None for o in n.outputs[1:]):
+        raise ctx.fail("BatchNormalization's running mean/var outputs are not supported")
+    eps = ctx.attr(n, "epsilon", 1e-5)
+    r = ctx.rank(x)
+    vals = [ctx.const_of(v) for v in n.inputs[1:5]]
+    dt = _dt(x)
+    shp = [-1] + [1] * (r - 2)
+    if all(v is not None for v in vals):
+        s, bb, m, var = (np.asarray(v, dtype=np.float64) for v in vals)
+        a = s / np.sqrt(var + eps)
+        c = bb - m * a
+        ae = ctx.array(a.astype(x.type.dtype.numpy).reshape(shp), n.name + ".scale")
+        ce = ctx.array(c.astype(x.type.dtype.numpy).reshape(shp), n.name + ".shift")
+        return ctx.emit(_R().op.add(ctx.emit(_R().op.multiply(ctx.get(x), ae)), ce))
+    s, bb, m, var = (ctx.emit(_R().op.reshape(ctx.get(v), shp)) for v in n.inputs[1:5])
+    R = _R().op
+    a = ctx.emit(R.divide(s, ctx.emit(R.sqrt(ctx.emit(R.add(var, _scalar(ctx, eps, dt)))))))
+    y = ctx.emit(R.multiply(ctx.emit(R.subtract(ctx.get(x), m)), a))
+    return ctx.emit(R.add(y, bb))
+
+
+def _bcast_param(ctx, v: Optional[Value], norm_shape: list, dt: str, fill: float):
+    if v is None:
+        return ctx.array(np.full([d for d in norm_shape], fill, dtype=dt), "fill") if all(isinstance(d, int) for d in norm_shape) \
+            else ctx.emit(_R().op.full(norm_shape, _R().const(fill, dt), dt))
+    c = ctx.const_of(v)
+    if c is not None and all(isinstance(d, int) for d in norm_shape):
+        return ctx.array(np.ascontiguousarray(np.broadcast_to(c, norm_shape)), v.name)
+    return ctx.emit(_R().op.broadcast_to(ctx.get(v), norm_shape))
+
+
+@_reg("LayerNormalization")
+def _layer_norm(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = ctx.attr(n, "axis", -1)
+    axis = axis + r if axis < 0 else axis
+    if any(o is not None for o in n.outputs[1:]):
+        raise ctx.fail("LayerNormalization's Mean/InvStdDev outputs are not supported")
+    eps = ctx.attr(n, "epsilon", 1e-5)
+    dt = _dt(x)
+    norm_shape = ctx.shape_of(x)[axis:]
+    g = _bcast_param(ctx, n.inputs[1], norm_shape, dt, 1.0)
+    b = _bcast_param(ctx, n.inputs[2] if len(n.inputs) > 2 else None, norm_shape, dt, 0.0)
+    return ctx.emit(_R().op.nn.layer_norm(ctx.get(x), g, b, list(range(axis, r)), eps))
+
+
+@_reg("InstanceNormalization")
+def _instance_norm(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    eps = ctx.attr(n, "epsilon", 1e-5)
+    R = _R().op
+    dt = _dt(x)
+    e = ctx.get(x)
+    axes = list(range(2, r))
+    mean = ctx.emit(R.mean(e, axes, True))
+    xc = ctx.emit(R.subtract(e, mean))
+    var = ctx.emit(R.mean(ctx.emit(R.multiply(xc, xc)), axes, True))
+    y = ctx.emit(R.divide(xc, ctx.emit(R.sqrt(ctx.emit(R.add(var, _scalar(ctx, eps, dt)))))))
+    shp = [-1] + [1] * (r - 2)
+    s = ctx.emit(R.reshape(ctx.get(n.inputs[1]), shp))
+    b = ctx.emit(R.reshape(ctx.get(n.inputs[2]), shp))
+    return ctx.emit(R.add(ctx.emit(R.multiply(y, s)), b))
+
+
+@_reg("LpNormalization")
+def _lp_norm(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = ctx.attr(n, "axis", -1)
+    axis = axis + r if axis < 0 else axis
+    p = ctx.attr(n, "p", 2)
+    R = _R().op
+    e = ctx.get(x)
+    if p == 1:
+        norm = ctx.emit(R.sum(ctx.emit(R.abs(e)), [axis], True))
+    else:
+        norm = ctx.emit(R.sqrt(ctx.emit(R.sum(ctx.emit(R.multiply(e, e)), [axis], True))))
+    return ctx.emit(R.divide(e, norm))
+
+
+@_reg("MeanVarianceNormalization")
+def _mvn(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axes = [a + r if a < 0 else a for a in (ctx.attr(n, "axes", None) or [0, 2, 3])]
+    R = _R().op
+    dt = _dt(x)
+    e = ctx.get(x)
+    mean = ctx.emit(R.mean(e, axes, True))
+    xc = ctx.emit(R.subtract(e, mean))
+    var = ctx.emit(R.mean(ctx.emit(R.multiply(xc, xc)), axes, True))
+    return ctx.emit(R.divide(xc, ctx.emit(R.add(ctx.emit(R.sqrt(var)), _scalar(ctx, 1e-9, dt)))))
+
+
+# --------------------------------------------------------------------------- fused groups
+def _lower_fused_group(ctx, n):
+    """A graphopt fused group: its subgraph becomes one Relax function marked Primitive
+    (TVM compiles it as one kernel), called from main."""
+    from tvm import relax
+
+    sub = n.subgraphs()[0]
+    inner_in = [relax.Var(_safe(v.name), ctx.sinfo(v)) for v in sub.inputs]
+    sub_ctx = Ctx(sub, ctx.known)
+    sub_ctx.syms = ctx.syms
+    sub_ctx.bb = ctx.bb
+    for v, var in zip(sub.inputs, inner_in):
+        sub_ctx.env[id(v)] = var
+    # Lower the body into a separate function with its own builder, then legalize it so
+    # that it holds only call_tir and can be fused as one unit.
+    bb2 = relax.BlockBuilder()
+    sub_ctx.bb = bb2
+    with bb2.function("fused_" + _safe(n.name), inner_in, {"Primitive": 1}):
+        with bb2.dataflow():
+            for inner in sub.nodes:
+                sub_ctx.node = inner
+                _lower_node(sub_ctx, inner)
+            outs = [bb2.emit_output(sub_ctx.get(o)) for o in sub.outputs]
+        bb2.emit_func_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
+    if sub_ctx.param_vars:
+        raise ctx.fail("a fused group with large constants is not supported (hoist them out of the group)")
+    sub_mod = bb2.get()
+    fn = sub_mod["fused_" + _safe(n.name)]
+    for gv, f in sub_mod.functions.items():
+        if gv.name_hint != "fused_" + _safe(n.name):
+            ctx.bb.add_func(f, gv.name_hint)
+    gv = ctx.bb.add_func(fn, "fused_" + _safe(n.name))
+    args = [ctx.get(v) for v in n.inputs]
+    call = ctx.emit(relax.Call(gv, args))
+    if len(sub.outputs) == 1:
+        return [call]
+    return [ctx.emit(relax.TupleGetItem(call, i)) for i in range(len(sub.outputs))]

@@ -1,0 +1,38 @@
+"""graphopt's user API: compile a model and run it.
+
+    model = graphopt.optimize("model.onnx", target="cpu")
+    y = model(x)                      # numpy in, numpy out
+    model.save("out/")                # an artifact folder
+    model = graphopt.load("out/")
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .codegen.compiler import CompiledModel, CompileReport, InputError
+
+
+def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: int = 0,
+             tune_time: Optional[float] = None, fallback: Optional[str] = None, opt_level: Optional[str] = "O1",
+             cache_dir=None, progress: bool = False) -> CompiledModel:
+    """Compile ``model`` (an .onnx path, bytes, an onnx.ModelProto or a graphopt Graph) for
+    ``target`` ("cpu" or "cuda") and return a callable `CompiledModel`.
+
+    ``tune_trials`` / ``tune_time`` (minutes) run MetaSchedule under that budget, with a
+    persistent database in ``cache_dir`` (default ``~/.cache/graphopt``); ``fallback="ort"``
+    runs ops graphopt cannot lower on onnxruntime. ``example_inputs`` is accepted for
+    torch-style call sites and ignored for ONNX models (their shapes are in the model).
+    """
+    from .codegen.compiler import compile_model
+
+    return compile_model(model, target, tune_trials=tune_trials, tune_time=tune_time, fallback=fallback,
+                         opt_level=opt_level, cache_dir=cache_dir, progress=progress)
+
+
+def load(path) -> CompiledModel:
+    """Load an artifact folder written by `CompiledModel.save` or ``graphopt compile``."""
+    return CompiledModel.load(path)
+
+
+__all__ = ["CompiledModel", "CompileReport", "InputError", "load", "optimize"]

@@ -1,0 +1,37 @@
+"""`graphopt compile MODEL -o OUT`: compile a model into an artifact folder."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compile", help="compile a model to a deployable artifact folder",
+                       description="Compile MODEL (.onnx) for a target and write an artifact folder: the compiled "
+                                   "library, the parameters and a manifest.")
+    p.add_argument("model", help="an .onnx file")
+    p.add_argument("-o", "--output", required=True, help="the artifact folder to write")
+    p.add_argument("--target", default="cpu", choices=["cpu", "cuda"], help="cpu (LLVM, host CPU) or cuda")
+    p.add_argument("--tune-trials", type=int, default=0, metavar="N", help="tune with MetaSchedule for N trials")
+    p.add_argument("--tune-time", type=float, default=None, metavar="MIN", help="tune for at most MIN minutes")
+    p.add_argument("--fallback", choices=["none", "ort"], default="none",
+                   help="run ops graphopt cannot lower on onnxruntime")
+    p.add_argument("-O", "--opt-level", default="O1", help="graphopt pass pipeline to run first (default O1)")
+    p.add_argument("--cache-dir", default=None, help="tuning database folder (default ~/.cache/graphopt)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..api import optimize
+    from ..errors import GraphoptError
+
+    if args.tune_trials < 0:
+        raise GraphoptError("--tune-trials must be >= 0")
+    if args.tune_time is not None and args.tune_time <= 0:
+        raise GraphoptError("--tune-time must be > 0 minutes")
+    model = optimize(args.model, target=args.target, tune_trials=args.tune_trials, tune_time=args.tune_time,
+                     fallback=None if args.fallback == "none" else args.fallback, opt_level=args.opt_level,
+                     cache_dir=args.cache_dir, progress=sys.stderr.isatty())
+    out = model.save(args.output)
+    print(f"wrote {out}: {model.report.summary()}")
+    return 0

@@ -1,0 +1,60 @@
+"""`graphopt run ART --input name=x.npy`: run a compiled artifact."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="run a compiled artifact on .npy inputs",
+                       description="Run an artifact folder written by `graphopt compile` on inputs given as .npy "
+                                   "files; print the outputs' shapes and values, or save them with -o.")
+    p.add_argument("artifact", help="an artifact folder")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input by name (repeat for each input); FILE.npy alone binds inputs in order")
+    p.add_argument("-o", "--output-dir", default=None, help="write each output as NAME.npy into this folder")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..api import load
+    from ..errors import GraphoptError
+
+    model = load(args.artifact)
+    pos, kw = [], {}
+    for spec in args.input:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+        p = Path(path)
+        if not p.is_file():
+            raise GraphoptError(f"input {name or len(pos)}: no such file {path}")
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except Exception as e:
+            raise GraphoptError(f"{path}: not a .npy file ({e})") from None
+        if name:
+            kw[name] = arr
+        else:
+            pos.append(arr)
+    outs = model.run(*pos, **kw)
+    if args.output_dir:
+        from ..util.files import atomic_write_bytes
+        import io
+
+        d = Path(args.output_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, a in zip(model.output_names, outs):
+            buf = io.BytesIO()
+            np.save(buf, a)
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+            atomic_write_bytes(d / f"{safe}.npy", buf.getvalue())
+    for name, a in zip(model.output_names, outs):
+        print(f"{name}: {a.dtype}{list(a.shape)}")
+        if not args.output_dir:
+            with np.printoptions(threshold=20, edgeitems=3):
+                print(a)
+    return 0

@@ -1,0 +1,28 @@
+"""Helpers for the codegen tests (compiled models are expensive: a TVM build costs seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+
+def compile_graph(graph, target: str = "cpu", **kw):
+    from graphopt.codegen.compiler import compile_model
+
+    return compile_model(graph, target, opt_level=None, **kw)
+
+
+def check_against_oracle(graph, inputs: dict, model=None, tol=None):
+    """Compile ``graph`` (unless ``model`` is given), run it and the oracle on ``inputs``."""
+    from graphopt.testing import assert_close, run_reference
+
+    expected = run_reference(graph, inputs)
+    model = model or compile_graph(graph)
+    got = model.run(**inputs)
+    if tol is None:
+        assert_close(expected, got, [o.name for o in graph.outputs])
+    else:
+        for e, g in zip(expected, got):
+            np.testing.assert_allclose(g, e, rtol=tol.rtol, atol=tol.atol)
+    return model
