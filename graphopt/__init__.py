@@ -73,6 +73,13 @@ def optimize(model, example_inputs=None, target: str = "cpu", **options):
     return _optimize(model, target=target, example_inputs=example_inputs, **options)
 
 
+def load(path):
+    """Load an artifact folder written by ``graphopt compile`` or ``CompiledModel.save``."""
+    from .api import load as _load
+
+    return _load(path)
+
+
 def _is_torch_module(model) -> bool:
     import sys
 
@@ -82,5 +89,5 @@ def _is_torch_module(model) -> bool:
 
 __all__ = [
     "ExportError", "Graph", "GraphoptError", "ModelLoadError", "ParseError", "UnsupportedOpError",
-    "VerificationError", "export_onnx", "import_onnx", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
+    "VerificationError", "export_onnx", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
 ]

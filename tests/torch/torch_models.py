@@ -50,5 +50,33 @@ def bert_small():
 def gpt2_small():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=1000, n_positions=128, use_cache=False)
+    cfg = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=1000, n_positions=128, use_cache=False,
+                     bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(cfg).eval()
+
+
+class GPT2DecodeStep(torch.nn.Module):
+    """One GPT-2 decode step with the past keys and values as plain tensor inputs (one per
+    layer), returning the logits and the updated keys and values."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, keys, values):
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        for i, (k, v) in enumerate(zip(keys, values)):
+            cache.update(k, v, i)
+        out = self.model(input_ids, past_key_values=cache, use_cache=True)
+        layers = out.past_key_values.layers
+        return out.logits, [layer.keys for layer in layers], [layer.values for layer in layers]
+
+
+def gpt2_past(model, past_len: int):
+    """Keys and values of ``past_len`` random tokens, for a decode step."""
+    ids = torch.randint(0, model.config.vocab_size, (1, past_len))
+    with torch.no_grad():
+        past = model(ids, use_cache=True).past_key_values
+    return [layer.keys for layer in past.layers], [layer.values for layer in past.layers]

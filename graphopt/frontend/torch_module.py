@@ -1,0 +1,71 @@
+"""graphopt.optimize for a torch.nn.Module: trace, compile, and wrap the result so that it
+behaves like the module for inference: torch tensors in, the module's output structure out
+(tuples, dicts, transformers' ModelOutput), on the inputs' device."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import GraphoptError
+from .torch_trace import TracedModule, trace_module
+
+
+class TorchInputError(GraphoptError, ValueError):
+    """A call the compiled module cannot take: names the input at fault."""
+
+
+class CompiledModule:
+    """The compiled form of a torch module; call it like the module."""
+
+    def __init__(self, traced: TracedModule, compiled, module_name: str):
+        self.traced = traced
+        self.compiled = compiled
+        self.module_name = module_name
+
+    @property
+    def graph(self):
+        return self.traced.graph
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.traced.input_names)
+
+    def __repr__(self) -> str:
+        return f"<graphopt.CompiledModule of {self.module_name} on {self.compiled.target}>"
+
+    def __call__(self, *args, **kwargs) -> Any:
+        import numpy as np
+        import torch
+        from torch.utils import _pytree as pytree
+
+        flat, spec = pytree.tree_flatten((args, kwargs))
+        if spec != self.traced.in_spec:
+            raise TorchInputError(f"{self.module_name} was compiled for arguments shaped like {self.traced.in_spec}, "
+                                  f"but was called with {spec}")
+        names = self.traced.input_names
+        tensors = [x for x in flat if isinstance(x, torch.Tensor)]
+        if len(tensors) != len(names):
+            raise TorchInputError(f"{self.module_name} takes {len(names)} tensor inputs ({', '.join(names)}), "
+                                  f"got {len(tensors)}")
+        device = tensors[0].device if tensors else torch.device("cpu")
+        arrays = []
+        for name, t in zip(names, tensors):
+            if t.requires_grad:
+                t = t.detach()
+            # CPU tensors share memory with the numpy view (no copy); others come over once.
+            arrays.append(t.numpy() if t.device.type == "cpu" else t.cpu().numpy())
+        outs = self.compiled.run(*arrays)
+        result = [torch.from_numpy(np.ascontiguousarray(o)) if isinstance(o, np.ndarray) else o for o in outs]
+        if device.type != "cpu":
+            result = [r.to(device) for r in result]
+        return pytree.tree_unflatten(result, self.traced.out_spec)
+
+
+def optimize_module(model, example_inputs, target: str = "cpu", *, dynamic_shapes=None,
+                    kwargs: Optional[dict] = None, **compile_options) -> CompiledModule:
+    """Trace ``model`` on ``example_inputs`` and compile it for ``target``."""
+    from ..codegen.compiler import compile_model
+
+    traced = trace_module(model, example_inputs, dynamic_shapes, kwargs=kwargs)
+    compiled = compile_model(traced.graph, target=target, **compile_options)
+    return CompiledModule(traced, compiled, type(model).__name__)
