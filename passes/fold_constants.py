@@ -32,21 +32,11 @@ import numpy as np
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
 from graphopt.pipeline import Pass, PassContext, all_graphs, register_pass
 from graphopt.pipeline.rewrite import erase_dead
+from graphopt.testing.oracle import oracle_session
 
 NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial",
               "Dropout"}
 RULE = "fold-constants.fold"
-
-
-def _session(model_bytes: bytes):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
 def _shape_seed(node: Node) -> Optional[np.ndarray]:
@@ -240,7 +230,7 @@ class FoldConstants(Pass):
                          domain=n.domain, output_names=[None if o is None else o.name for o in n.outputs])
         sub.set_outputs([sub.lookup(v.name) for v in outputs])
         model = export_onnx(sub)
-        sess = _session(model.SerializeToString())
+        sess = oracle_session(model.SerializeToString())
         names = [o.name for o in sess.get_outputs()]
         res = sess.run(names, {})
         return [np.asarray(a) for a in res]

@@ -34,7 +34,9 @@ class OracleError(RuntimeError):
     """onnxruntime refused or failed to run the exported graph."""
 
 
-def _session(model_bytes: bytes):
+def oracle_session(model_bytes: bytes):
+    """An onnxruntime session configured as the oracle: graph optimizations off, one thread
+    (deterministic), CPU only."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -54,7 +56,7 @@ def run_reference(graph: Graph, inputs: Union[Mapping[str, np.ndarray], Sequence
         inputs = {v.name: a for v, a in zip(graph.inputs, inputs)}
     feeds = {k: np.asarray(v) for k, v in inputs.items()}
     try:
-        sess = _session(model.SerializeToString())
+        sess = oracle_session(model.SerializeToString())
         return list(sess.run(None, feeds))
     except Exception as e:
         raise OracleError(f"onnxruntime could not run graph {graph.name!r}: {str(e).strip().splitlines()[0]}") from e

@@ -10,11 +10,11 @@ import graphopt
 from graphopt.frontend.onnx_import import TARGET_OPSET, _promote_initializer_inputs
 from graphopt.testing import assert_close
 from graphopt.testing.models import LIGHT_MODELS, light_model_inputs, light_model_path, randomized_light_model
-from graphopt.testing.oracle import _session
+from graphopt.testing.oracle import oracle_session
 
 
 def run(model: onnx.ModelProto, feeds):
-    return _session(model.SerializeToString()).run(None, feeds)
+    return oracle_session(model.SerializeToString()).run(None, feeds)
 
 
 def _without_initializer_inputs(model):
