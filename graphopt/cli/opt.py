@@ -17,6 +17,9 @@ def add_pipeline_args(p) -> None:
     lvl.add_argument("-O0", dest="level", action="store_const", const="O0", help="no passes (import/export only)")
     lvl.add_argument("-O1", dest="level", action="store_const", const="O1",
                      help="cleanup: simplify, fold-constants, cse, dce to a fixpoint (the default)")
+    lvl.add_argument("-O2", dest="level", action="store_const", const="O2",
+                     help="-O1, then fuse-conv-bn (folds BatchNorm and per-channel affine ops into conv "
+                          "weights; rounds within float tolerance), then -O1 again")
     lvl.add_argument("--passes", metavar="A,B,C",
                      help="run these passes in order instead of a -O level, e.g. 'fold-constants{max-elements=4096},dce' "
                           "or 'fixpoint(simplify,dce)' (see `graphopt passes`)")

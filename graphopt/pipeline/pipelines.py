@@ -2,7 +2,8 @@
 
 - ``O0``: no passes (import/export only).
 - ``O1``: the cleanup passes to a fixpoint: simplify, fold-constants, cse, dce.
-- ``O2``/``O3``: not yet defined (they will add fusion, shape specialization, layout).
+- ``O2``: O1, then folding rewrites that round (fuse-conv-bn), then O1 again.
+- ``O3``: not yet defined (more aggressive fusion, layout).
 
 A spec picks passes by name: ``"fold-constants,dce"``, options in braces
 (``"fold-constants{max-elements=4096},dce"``), and ``fixpoint(a,b,...)`` for a group
@@ -29,9 +30,17 @@ def _o1() -> list[PipelineItem]:
     return [Fixpoint([get_pass(n)() for n in O1_PASSES], max_iterations=8)]
 
 
+O2_PASSES = ["fuse-conv-bn"]
+
+
+def _o2() -> list[PipelineItem]:
+    return _o1() + [get_pass(n)() for n in O2_PASSES] + _o1()
+
+
 PIPELINES: dict[str, tuple[str, Callable[[], list[PipelineItem]]]] = {
     "O0": ("no passes: import and export only", _o0),
     "O1": ("cleanup to a fixpoint: " + ", ".join(O1_PASSES), _o1),
+    "O2": ("O1, then " + ", ".join(O2_PASSES) + " (rounds within float tolerance), then O1 again", _o2),
 }
 
 
@@ -94,7 +103,7 @@ def build_pipeline(pipeline: PipelineLike = "O1", *, disable: Iterable[str] = ()
         key = pipeline.lstrip("-")
         if key in PIPELINES:
             items = PIPELINES[key][1]()
-        elif key in ("O2", "O3"):
+        elif key == "O3":
             raise UnknownPassError(f"pipeline -{key} is not defined yet (pipelines: "
                                    + ", ".join(f"-{k}" for k in PIPELINES) + ")")
         else:

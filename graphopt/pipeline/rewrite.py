@@ -298,7 +298,8 @@ class Rewriter:
         return n
 
     def const(self, array: np.ndarray, hint: str = "c") -> Value:
-        return self.graph.add_constant(self.graph.fresh_name(hint), TensorData.from_numpy(np.asarray(array)))
+        return self.graph.add_constant(self.graph.fresh_name(hint), TensorData.from_numpy(np.asarray(array)),
+                                       provenance=self.provenance)
 
 
 # ---------------------------------------------------------------------------- replacing values

@@ -3,10 +3,10 @@
     from graphopt.testing import run_reference, assert_close, strategies
 """
 
-from .oracle import (TOLERANCES, Mismatch, OracleError, Tolerance, assert_close, compare_outputs, random_array,
+from .oracle import (MODEL_TOLERANCE, TOLERANCES, Mismatch, OracleError, Tolerance, assert_close, compare_outputs, random_array,
                      random_inputs, run_reference, tolerance)
 
-__all__ = ["TOLERANCES", "Mismatch", "OracleError", "Tolerance", "assert_close", "compare_outputs",
+__all__ = ["MODEL_TOLERANCE", "TOLERANCES", "Mismatch", "OracleError", "Tolerance", "assert_close", "compare_outputs",
            "random_array", "random_inputs", "run_reference", "tolerance"]
 
 

@@ -22,6 +22,7 @@ CASES = [
     ("dce", "dce", True), ("dce.unchanged", "dce", False),
     ("cse", "cse", True), ("cse.unchanged", "cse", False),
     ("simplify", "simplify", True), ("simplify.unchanged", "simplify", False),
+    ("fuse_conv_bn", "fuse-conv-bn", True), ("fuse_conv_bn.unchanged", "fuse-conv-bn", False),
 ]
 
 

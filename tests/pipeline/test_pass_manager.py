@@ -63,7 +63,9 @@ def test_named_pipelines_and_disable():
     with pytest.raises(UnknownPassError):
         build_pipeline("O1", disable=["nope"])
     with pytest.raises(UnknownPassError, match="not defined yet"):
-        build_pipeline("O2")
+        build_pipeline("O3")
+    o2 = build_pipeline("O2")
+    assert [type(i).__name__ for i in o2] == ["Fixpoint", "FuseConvBN", "Fixpoint"]
     assert [type(i).__name__ for i in build_pipeline("fixpoint(simplify,dce),cse")] == ["Fixpoint", "CommonSubexpressionElimination"]
 
 
