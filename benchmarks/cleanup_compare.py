@@ -1,4 +1,4 @@
-"""Node counts after graphopt -O1 against onnxsim and onnxoptimizer on the nine light
+"""Node counts after graphopt -O1 and -O2 against onnxsim and onnxoptimizer on the nine light
 models, in one run (optional tools: `pip install onnxsim onnxoptimizer`).
 
     .venv/bin/python benchmarks/cleanup_compare.py [--random-weights]
@@ -60,11 +60,10 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    def graphopt_o1(m):
-        g = graphopt.run_passes(graphopt.import_onnx(m), "O1")
-        return graphopt.export_onnx(g)
+    def graphopt_at(level):
+        return lambda m: graphopt.export_onnx(graphopt.run_passes(graphopt.import_onnx(m), level))
 
-    tools = {"graphopt -O1": graphopt_o1, **tools}
+    tools = {"graphopt -O1": graphopt_at("O1"), "graphopt -O2": graphopt_at("O2"), **tools}
     rows = []
     for name in LIGHT_MODELS:
         original = randomized_light_model(name) if args.random_weights else onnx.load(str(light_model_path(name)))
