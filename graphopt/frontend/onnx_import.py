@@ -10,6 +10,7 @@ dim that inference left symbolic, the model's dim is kept.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional, Union
 
@@ -23,6 +24,8 @@ from ..ops import InferError, get_schema, infer_types
 from .onnx_dtypes import dtype_from_onnx
 
 TARGET_OPSET = 21
+_FRESH = re.compile(r"_(o\d+_)?d\d+$")   # symbols made up by inference (ctx.fresh_dim) or import
+_PLACEHOLDER = re.compile(r"unk__\d+$")  # onnx shape inference's names for unknown dims
 ModelLike = Union[str, os.PathLike, bytes, onnx.ModelProto]
 
 
@@ -202,17 +205,21 @@ def _attr_from_proto(a: onnx.AttributeProto, scope: Graph, ctx: "_Importer", whe
 
 
 class _Importer:
-    def __init__(self, where: str, value_info: dict[str, onnx.TypeProto]):
+    def __init__(self, where: str, value_info: dict[str, onnx.TypeProto],
+                 large: Optional[dict[str, onnx.TensorProto]] = None):
         self.where = where
         self.value_info = value_info
+        self.large = large or {}  # root-graph initializers kept out of onnx's passes
 
     def graph(self, gp: onnx.GraphProto, scope: Optional[Graph], opsets: Optional[dict] = None) -> Graph:
         g = Graph(gp.name or "main", opsets, scope=scope)
         g.doc_string = gp.doc_string
-        inits = {t.name: t for t in gp.initializer}
+        root = scope is None
+        initializers = list(gp.initializer) + (list(self.large.values()) if root else [])
+        inits = {t.name: t for t in initializers}
         if gp.sparse_initializer:
             raise ModelLoadError(f"{self.where}: sparse initializers are not supported")
-        for t in gp.initializer:
+        for t in initializers:
             try:
                 g.add_constant(t.name, tensor_from_proto(t), provenance=_provenance(t.metadata_props))
             except ValueError as e:
@@ -279,9 +286,13 @@ class _Importer:
         if declared.shape is None or len(declared.shape) != len(inferred.shape):
             return inferred
         dims = []
-        for i, (a, b) in enumerate(zip(inferred.shape, declared.shape)):
-            declared_known = isinstance(b, int) or (isinstance(b, str) and not b.startswith(f"{name}_d"))
-            dims.append(b if isinstance(a, str) and declared_known else a)
+        for a, b in zip(inferred.shape, declared.shape):
+            if isinstance(a, str) and isinstance(b, int):
+                dims.append(b)  # the model knows the size
+            elif isinstance(a, str) and isinstance(b, str) and _FRESH.search(a) and not _PLACEHOLDER.match(b):
+                dims.append(b)  # a named dim beats a symbol inference had to make up
+            else:
+                dims.append(a)
         return TensorType(inferred.dtype, tuple(dims))
 
 
@@ -292,9 +303,54 @@ def _provenance(props) -> Optional[Provenance]:
     return Provenance(meta["graphopt.rule"], tuple(s for s in meta.get("graphopt.sources", "").split(",") if s))
 
 
+# Initializers with more elements than this stay out of onnx's checker, version converter
+# and shape inference (each serializes the whole model: seconds for a 100 MB model); they
+# stand in as typed graph inputs there and come back as constants in the IR.
+LARGE_INITIALIZER = 1024
+
+
+def _copy_without(msg, skip_field: str, into):
+    for fd, val in msg.ListFields():
+        if fd.name == skip_field:
+            continue
+        repeated = getattr(fd, "is_repeated", None)  # protobuf >= 6; older ones have .label
+        if repeated is None:
+            repeated = fd.label == fd.LABEL_REPEATED
+        if repeated:
+            getattr(into, fd.name).extend(val)
+        elif fd.type == fd.TYPE_MESSAGE:
+            getattr(into, fd.name).CopyFrom(val)
+        else:
+            setattr(into, fd.name, val)
+    return into
+
+
+def _numel(t: onnx.TensorProto) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
+
+
+def split_large_initializers(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
+    """A working copy of ``model`` (the caller's model is never modified) whose large
+    initializers are typed graph inputs instead; and those initializers by name."""
+    big = {t.name: t for t in model.graph.initializer if _numel(t) > LARGE_INITIALIZER and not t.external_data}
+    graph = _copy_without(model.graph, "initializer", onnx.GraphProto())
+    graph.initializer.extend(t for t in model.graph.initializer if t.name not in big)
+    listed = {i.name for i in graph.input}
+    for name, t in big.items():
+        if name not in listed:
+            graph.input.append(onnx.helper.make_tensor_value_info(name, t.data_type, list(t.dims)))
+    work = _copy_without(model, "graph", onnx.ModelProto())
+    work.graph.CopyFrom(graph)
+    return work, big
+
+
 def import_onnx(model: ModelLike) -> Graph:
     """Import an ONNX model (a path, bytes or a ModelProto) as a graphopt Graph."""
     proto, where = load_model(model)
+    proto, big = split_large_initializers(proto)
     proto = normalize(proto, where)
     unknown: list[tuple[str, str]] = []
     _check_ops(proto.graph, unknown)
@@ -306,6 +362,6 @@ def import_onnx(model: ModelLike) -> Graph:
     except Exception:
         value_info = {}
     opsets = {("" if i.domain == "ai.onnx" else i.domain): i.version for i in proto.opset_import}
-    g = _Importer(where, value_info).graph(proto.graph, None, opsets)
+    g = _Importer(where, value_info, big).graph(proto.graph, None, opsets)
     g._journal.clear()
     return g

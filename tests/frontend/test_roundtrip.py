@@ -112,3 +112,13 @@ def test_provenance_survives_onnx_round_trip():
     g2 = graphopt.import_onnx(graphopt.export_onnx(g))
     assert g2.nodes[0].provenance == n.provenance
     assert g2.lookup(c.name).provenance == c.provenance
+
+
+def test_declared_placeholder_dims_do_not_replace_inferred_symbols():
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Relu", ["x"], ["y"], name="r")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["unk__0", 4])])
+    g = graphopt.import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    assert str(g.outputs[0].type) == "f32[N, 4]"
