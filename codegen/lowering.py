@@ -1382,3 +1382,6 @@ def _lower_fused_group(ctx, n):
     if len(sub.outputs) == 1:
         return [call]
     return [ctx.emit(relax.TupleGetItem(call, i)) for i in range(len(sub.outputs))]
+
+
+from . import lowering_ops_extra as _lowering_ops_extra  # noqa: E402,F401  (registers more ops)
