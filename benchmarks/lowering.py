@@ -62,6 +62,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--tune-trials", type=int, default=0)
     ap.add_argument("--tune-time", type=float, default=None, help="tuning budget in minutes per model")
+    ap.add_argument("--cache-dir", default=None, help="tuning database folder (default: graphopt's cache)")
     ap.add_argument("--tvm-baseline", action="store_true", help="also time TVM's own from_onnx (slow)")
     ap.add_argument("--profile", type=int, default=5, help="show the N kernels that take the most time")
     args = ap.parse_args(argv)
@@ -82,8 +83,11 @@ def main(argv=None):
         row = {"model": name, "ort_ms": ort_ms, "untuned_ms": g_ms, "compile_s": compile_s}
         if args.tune_trials or args.tune_time:
             t0 = time.perf_counter()
-            cmt = optimize(m, tune_trials=args.tune_trials, tune_time=args.tune_time, progress=True)
+            cmt = optimize(m, tune_trials=args.tune_trials, tune_time=args.tune_time, progress=True,
+                           cache_dir=args.cache_dir)
             row["tune_s"] = time.perf_counter() - t0
+            print(cmt.report.summary())
+            print(cmt.report.tuning_table(12))
             row["tuned_ms"] = median_ms(lambda: cmt.run(**feeds), args.runs)
         if args.tvm_baseline:
             row["tvm_ms"], row["tvm_compile_s"] = bench_tvm_from_onnx(m, feeds, args.runs)

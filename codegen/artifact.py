@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from ..errors import GraphoptError, OutputPathError
 
@@ -45,13 +46,22 @@ def content_hash(folder: Path, manifest: dict) -> str:
     h = hashlib.sha256()
     body = {k: v for k, v in manifest.items() if k != "content_hash"}
     h.update(json.dumps(body, sort_keys=True).encode())
-    for name in (LIBRARY, PARAMS):
+    for name in payload_files(manifest):
         h.update(name.encode() + _file_hash(folder / name).encode())
     return h.hexdigest()
 
 
-def save(out, executable, params, manifest: dict) -> Path:
-    """Write an artifact folder at ``out`` (replacing an existing artifact there)."""
+def payload_files(manifest: dict) -> list:
+    """The files the content hash covers: ``model.so`` and ``params.npz``, or for a model
+    in stages (``--fallback ort``) the files its manifest lists."""
+    return list(manifest["files"]) if "files" in manifest else [LIBRARY, PARAMS]
+
+
+def save(out, executable, params, manifest: dict, files: Optional[dict] = None) -> Path:
+    """Write an artifact folder at ``out`` (replacing an existing artifact there).
+
+    ``files`` (models in stages): {file name: a built executable (``.so``), a list of
+    arrays (``.npz``) or bytes}; ``executable`` and ``params`` are then None."""
     import numpy as np
 
     out = Path(out)
@@ -66,10 +76,21 @@ def save(out, executable, params, manifest: dict) -> Path:
     except OSError as e:
         raise OutputPathError(f"{out}: cannot write: {e.strerror}") from None
     try:
-        executable.export_library(str(tmp / LIBRARY))
-        with open(tmp / PARAMS, "wb") as f:
-            np.savez(f, **{f"p{i}": np.asarray(p) for i, p in enumerate(params)})
-        manifest = dict(manifest, format=FORMAT, versions=versions(), num_params=len(params))
+        if executable is not None:
+            executable.export_library(str(tmp / LIBRARY))
+            with open(tmp / PARAMS, "wb") as f:
+                np.savez(f, **{f"p{i}": np.asarray(p) for i, p in enumerate(params)})
+            manifest = dict(manifest, format=FORMAT, versions=versions(), num_params=len(params))
+        else:
+            for name, obj in (files or {}).items():
+                if isinstance(obj, (bytes, bytearray)):
+                    (tmp / name).write_bytes(obj)
+                elif isinstance(obj, list):
+                    with open(tmp / name, "wb") as f:
+                        np.savez(f, **{f"p{i}": np.asarray(p) for i, p in enumerate(obj)})
+                else:
+                    obj.export_library(str(tmp / name))
+            manifest = dict(manifest, format=FORMAT, versions=versions(), files=sorted(files or {}))
         manifest["content_hash"] = content_hash(tmp, manifest)
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
@@ -115,7 +136,7 @@ def load(folder, verify: bool = True):
 
     folder = Path(folder)
     manifest = read_manifest(folder)
-    for name in (LIBRARY, PARAMS):
+    for name in payload_files(manifest):
         if not (folder / name).is_file():
             raise ArtifactError(f"{folder}: incomplete artifact, {name} is missing")
     if verify and content_hash(folder, manifest) != manifest["content_hash"]:
@@ -125,6 +146,8 @@ def load(folder, verify: bool = True):
     if manifest.get("versions", {}).get("tvm") not in (None, v["tvm"]):
         raise ArtifactError(f"{folder}: compiled with TVM {manifest['versions']['tvm']}, this is TVM {v['tvm']}; "
                             "recompile the model")
+    if "stages" in manifest:
+        return manifest, None, None
     try:
         lib = tvm.runtime.load_module(str(folder / LIBRARY))
     except Exception as e:
@@ -132,3 +155,19 @@ def load(folder, verify: bool = True):
     with np.load(folder / PARAMS) as z:
         params = [z[f"p{i}"] for i in range(int(manifest.get("num_params", len(z.files))))]
     return manifest, lib, params
+
+
+def load_library(folder, name: str):
+    import tvm
+
+    try:
+        return tvm.runtime.load_module(str(Path(folder) / name))
+    except Exception as e:
+        raise ArtifactError(f"{Path(folder) / name}: cannot load the compiled library: {e}") from None
+
+
+def load_params(folder, name: str) -> list:
+    import numpy as np
+
+    with np.load(Path(folder) / name) as z:
+        return [z[f"p{i}"] for i in range(len(z.files))]

@@ -15,14 +15,6 @@ from ..errors import GraphoptError
 from ..ir import DType, Graph
 
 
-from ..testing.oracle import Tolerance
-
-# Model-level tolerance for whole deep networks (logits, random weights): float32
-# accumulation order differs between graphopt's kernels and onnxruntime's and the
-# differences grow with depth. Per-op checks use graphopt.testing.TOLERANCES unchanged.
-MODEL_TOLERANCE = Tolerance(rtol=1e-3, atol=1e-4)
-
-
 class InputError(GraphoptError, ValueError):
     """Inputs that do not match the compiled model (wrong count, name, rank, shape, dtype)."""
 
@@ -45,12 +37,27 @@ class CompileReport:
         parts = [f"target {self.target}", f"{self.kernels} kernels",
                  f"lower {self.lower_s:.1f}s", f"build {self.build_s:.1f}s"]
         if self.tuning:
-            parts.append(f"tune {self.tune_s:.1f}s ({self.tuning.get('trials', 0)} trials)")
+            t = self.tuning
+            if t.get("reused"):
+                parts.append(f"tuning database reused ({self.tune_s:.1f}s, no trials)")
+            else:
+                parts.append(f"tune {self.tune_s:.1f}s ({t.get('trials', 0)} trials, {t.get('failed', 0)} failed"
+                             + (", interrupted" if t.get("interrupted") else "") + ")")
+            used = sum(1 for k in t.get("tasks", []) if k.get("used"))
+            parts.append(f"{used}/{len(t.get('tasks', []))} tasks use tuned kernels")
         if self.from_database:
             parts.append(f"{self.from_database} kernels from the tuning database")
         if self.fallback_nodes:
             parts.append(f"{len(self.fallback_nodes)} nodes on onnxruntime: {', '.join(self.fallback_nodes)}")
         return ", ".join(parts)
+
+    def tuning_table(self, top: int = 20) -> str:
+        """Per task: default ms, tuned ms, trials, whether the tuned kernel is used."""
+        if not self.tuning:
+            return ""
+        from .tuning import format_tasks
+
+        return format_tasks(self.tuning, top)
 
 
 def _io_spec(values) -> list[dict]:
@@ -95,8 +102,6 @@ def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Grap
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O1", cache_dir=None,
                   progress: bool = False) -> "CompiledModel":
-    from .build import BuildStats, build
-    from .lowering import lower
     from .target import make_target, target_key
 
     if fallback not in (None, "none", "ort"):
@@ -107,29 +112,6 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     t0 = time.perf_counter()
     graph = run_pipeline(graph, opt_level, owned=not isinstance(model, Graph))
     report.passes_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    lowered = lower(graph)
-    report.lower_s = time.perf_counter() - t0
-    report.folded = lowered.folded
-    database = None
-    if tune_trials or tune_time:
-        from .tuning import tune
-
-        t0 = time.perf_counter()
-        database, info = tune(lowered.mod, tgt, target, trials=tune_trials, minutes=tune_time, cache_dir=cache_dir,
-                              progress=progress)
-        report.tune_s = time.perf_counter() - t0
-        report.tuning = info
-    else:
-        from .tuning import existing_database
-
-        database = existing_database(tgt, target, cache_dir)
-    stats = BuildStats()
-    ex = build(lowered.mod, tgt, target, database=database, stats=stats)
-    report.build_s = stats.seconds
-    report.kernels = stats.kernels
-    report.scheduled = dict(stats.scheduled)
-    report.from_database = stats.from_database
     manifest = {
         "inputs": _io_spec(graph.inputs),
         "outputs": _io_spec(graph.outputs),
@@ -137,10 +119,120 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
         "target_key": report.target,
         "source_digest": digest,
         "graph": graph.name,
-        "report": {"kernels": report.kernels, "scheduled": report.scheduled, "folded": report.folded,
-                   "from_database": report.from_database, "fallback_nodes": report.fallback_nodes},
     }
-    return CompiledModel(manifest, ex, lowered.params, report=report)
+    bad = []
+    if fallback == "ort":
+        from .fallback import fallback_nodes
+
+        bad = fallback_nodes(graph)
+    if not bad:
+        ex, params = _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress)
+        manifest["report"] = _manifest_report(report)
+        return CompiledModel(manifest, ex, params, report=report)
+
+    # --fallback ort: TVM stages and onnxruntime regions, run in order
+    from .fallback import ORT, partition, unit_models
+    from ..frontend.onnx_import import import_onnx
+
+    report.fallback_nodes = [nm for _, nm in bad]
+    units = partition(graph, set(report.fallback_nodes))
+    unit_models(graph, units)
+    stages, files, specs = [], {}, []
+    for i, u in enumerate(units):
+        if u.kind == ORT:
+            data = u.model.SerializeToString()
+            fname = f"region{i}.onnx"
+            files[fname] = data
+            stages.append(_OrtStage(data, u.inputs, u.outputs))
+            specs.append({"kind": "ort", "model": fname, "inputs": u.inputs, "outputs": u.outputs, "nodes": u.nodes})
+            continue
+        sub = import_onnx(u.model)
+        ex, params = _compile_tvm(sub, tgt, target, report, tune_trials, tune_time, cache_dir, progress)
+        lib, pf = f"stage{i}.so", f"stage{i}.npz"
+        files[lib], files[pf] = ex, list(params)
+        in_names = [v.name for v in sub.inputs]
+        stages.append(_TvmStage(ex, params, in_names, u.outputs, target))
+        specs.append({"kind": "tvm", "lib": lib, "params": pf, "inputs": in_names, "outputs": u.outputs,
+                      "nodes": u.nodes})
+    manifest["stages"] = specs
+    manifest["fallback_nodes"] = [{"op": op, "node": nm} for op, nm in bad]
+    manifest["report"] = _manifest_report(report)
+    return CompiledModel(manifest, None, [], report=report, stages=stages, files=files)
+
+
+def _manifest_report(report: "CompileReport") -> dict:
+    return {"kernels": report.kernels, "scheduled": report.scheduled, "folded": report.folded,
+            "from_database": report.from_database, "fallback_nodes": report.fallback_nodes}
+
+
+def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress):
+    """Lower, (tune,) build one graph; accumulates into ``report``. (executable, params)"""
+    from .build import BuildStats, build
+    from .lowering import lower
+
+    t0 = time.perf_counter()
+    lowered = lower(graph)
+    report.lower_s += time.perf_counter() - t0
+    report.folded += lowered.folded
+    database = None
+    if tune_trials or tune_time:
+        from .tuning import tune
+
+        t0 = time.perf_counter()
+        database, info = tune(lowered.mod, tgt, target, trials=tune_trials, minutes=tune_time, cache_dir=cache_dir,
+                              progress=progress)
+        report.tune_s += time.perf_counter() - t0
+        if report.tuning:  # several TVM stages (fallback): merge
+            for k in ("trials", "failed", "seconds"):
+                report.tuning[k] = report.tuning.get(k, 0) + info.get(k, 0)
+            report.tuning["tasks"] = report.tuning.get("tasks", []) + info.get("tasks", [])
+            report.tuning["reused"] = report.tuning.get("reused", True) and info.get("reused", False)
+        else:
+            report.tuning = info
+    else:
+        from .tuning import existing_database
+
+        database = existing_database(tgt, target, cache_dir)
+    stats = BuildStats()
+    ex = build(lowered.mod, tgt, target, database=database, stats=stats)
+    report.build_s += stats.seconds
+    report.kernels += stats.kernels
+    for k, v in stats.scheduled.items():
+        report.scheduled[k] = report.scheduled.get(k, 0) + v
+    report.from_database += stats.from_database
+    return ex, lowered.params
+
+
+class _TvmStage:
+    def __init__(self, executable, params, inputs, outputs, target: str):
+        import tvm
+        from tvm import relax
+
+        from .target import device_for
+
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self.dev = device_for(target)
+        self.vm = relax.VirtualMachine(executable, self.dev)
+        self.fn = self.vm["main"]
+        self.params = [tvm.runtime.tensor(np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p), self.dev)
+                       for p in params]
+
+    def run(self, env: dict) -> None:
+        import tvm
+
+        args = []
+        for k in self.inputs:
+            a = np.asarray(env[k])  # (np.ascontiguousarray would make a 0-d array 1-d)
+            args.append(tvm.runtime.tensor(a if a.flags.c_contiguous else np.array(a, order="C"), self.dev))
+        res = self.fn(*args, *self.params)
+        res = [res] if hasattr(res, "numpy") else list(res)
+        env.update((k, r.numpy()) for k, r in zip(self.outputs, res))
+
+
+def _OrtStage(data, inputs, outputs):
+    from .fallback import OrtStage
+
+    return OrtStage(data, inputs, outputs)
 
 
 class CompiledModel:
@@ -148,21 +240,23 @@ class CompiledModel:
     order, or by input name as keywords); it returns the outputs in order (a list, or the
     array itself when there is one output)."""
 
-    def __init__(self, manifest: dict, executable, params: Sequence[np.ndarray], report: Optional[CompileReport] = None):
-        import tvm
-        from tvm import relax
-
+    def __init__(self, manifest: dict, executable, params: Sequence[np.ndarray], report: Optional[CompileReport] = None,
+                 stages: Optional[list] = None, files: Optional[dict] = None):
         self.manifest = manifest
         self.report = report
         self._executable = executable
         self._params_np = list(params)
         self._target = manifest["target"]
-        from .target import device_for
+        self._files = files
+        if stages is None:  # one TVM stage: the whole model
+            stages = [_TvmStage(executable, params, [i["name"] for i in manifest["inputs"]],
+                                [o["name"] for o in manifest["outputs"]], self._target)]
+        self._stages = stages
 
-        self._dev = device_for(self._target)
-        self._vm = relax.VirtualMachine(executable, self._dev)
-        self._params = [tvm.runtime.tensor(np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p), self._dev) for p in params]
-        self._fn = self._vm["main"]
+    @property
+    def fallback_nodes(self) -> list[str]:
+        """Names of the nodes that run on onnxruntime (``fallback="ort"``)."""
+        return [f["node"] for f in self.manifest.get("fallback_nodes", [])]
 
     # ---------------------------------------------------------------- info
     @property
@@ -235,14 +329,11 @@ class CompiledModel:
 
     def run(self, *args, **kwargs) -> list[np.ndarray]:
         """The outputs as a list (always)."""
-        import tvm
-
         arrays = self._bind(args, kwargs)
-        tensors = [tvm.runtime.tensor(a, self._dev) for a in arrays]
-        res = self._fn(*tensors, *self._params)
-        if hasattr(res, "numpy"):
-            return [res.numpy()]
-        return [r.numpy() for r in res]
+        env = dict(zip(self.input_names, arrays))
+        for st in self._stages:
+            st.run(env)
+        return [np.asarray(env[o]) for o in self.output_names]
 
     def __call__(self, *args, **kwargs):
         outs = self.run(*args, **kwargs)
@@ -252,6 +343,8 @@ class CompiledModel:
     def save(self, path) -> Path:
         from . import artifact
 
+        if "stages" in self.manifest:
+            return artifact.save(path, None, None, self.manifest, files=self._files)
         return artifact.save(path, self._executable, self._params_np, self.manifest)
 
     @staticmethod
@@ -265,6 +358,17 @@ class CompiledModel:
 
         if manifest["target"] == "cuda" and not cuda_available():
             raise artifact.ArtifactError(f"{path}: compiled for CUDA, but no CUDA GPU is visible")
+        if "stages" in manifest:
+            stages = []
+            for sp in manifest["stages"]:
+                if sp["kind"] == "ort":
+                    stages.append(_OrtStage((Path(path) / sp["model"]).read_bytes(), sp["inputs"], sp["outputs"]))
+                else:
+                    lib = artifact.load_library(path, sp["lib"])
+                    ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
+                    stages.append(_TvmStage(ex, artifact.load_params(path, sp["params"]), sp["inputs"], sp["outputs"],
+                                            manifest["target"]))
+            return CompiledModel(manifest, None, [], stages=stages)
         try:
             ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
         except Exception:

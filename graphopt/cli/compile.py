@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fallback", choices=["none", "ort"], default="none",
                    help="run ops graphopt cannot lower on onnxruntime")
     p.add_argument("-O", "--opt-level", default="O1", help="graphopt pass pipeline to run first (default O1)")
-    p.add_argument("--cache-dir", default=None, help="tuning database folder (default ~/.cache/graphopt)")
+    p.add_argument("--cache-dir", default=None,
+                   help="tuning database folder (default $GRAPHOPT_CACHE_DIR, else ~/.cache/graphopt/tuning)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +32,9 @@ def run(args) -> int:
         raise GraphoptError("--tune-time must be > 0 minutes")
     model = optimize(args.model, target=args.target, tune_trials=args.tune_trials, tune_time=args.tune_time,
                      fallback=None if args.fallback == "none" else args.fallback, opt_level=args.opt_level,
-                     cache_dir=args.cache_dir, progress=sys.stderr.isatty())
+                     cache_dir=args.cache_dir, progress=True)
     out = model.save(args.output)
     print(f"wrote {out}: {model.report.summary()}")
+    if model.report.tuning:
+        print(model.report.tuning_table())
     return 0

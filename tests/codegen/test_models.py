@@ -16,7 +16,7 @@ from graphopt.testing.models import LIGHT_MODELS, light_model_inputs, randomized
 
 # float32 accumulation order differs between TVM's kernels and onnxruntime's; on deep
 # models the logits (not softmax outputs) are compared under this model-level tolerance.
-from graphopt.codegen.compiler import MODEL_TOLERANCE
+from graphopt.testing import MODEL_TOLERANCE
 
 
 def _check_light(name):
