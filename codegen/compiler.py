@@ -305,27 +305,31 @@ class CompiledModel:
                     a = np.asarray(a)
                 else:
                     raise InputError(f"input {name!r}: expected a numpy array, got {type(a).__name__}")
-            want_dt = np.dtype(s["dtype"]) if s["dtype"] != "bfloat16" else None
-            if want_dt is not None and a.dtype != want_dt:
-                raise InputError(f"input {name!r}: expected dtype {want_dt.name}, got {a.dtype.name}")
-            shape = s["shape"]
-            if shape is not None:
-                if a.ndim != len(shape):
-                    raise InputError(f"input {name!r}: expected rank {len(shape)} (shape {_fmt(shape)}), "
-                                     f"got rank {a.ndim} (shape {list(a.shape)})")
-                for i, (d, g) in enumerate(zip(shape, a.shape)):
-                    if isinstance(d, int):
-                        if d != g:
-                            raise InputError(f"input {name!r}: expected shape {_fmt(shape)}, got {list(a.shape)} "
-                                             f"(dim {i} is {g}, expected {d})")
-                    else:
-                        prev = symbols.get(d)
-                        if prev is not None and prev[0] != g:
-                            raise InputError(f"input {name!r}: dim {i} ({d}) is {g}, but input {prev[1]!r} "
-                                             f"has {d} = {prev[0]}")
-                        symbols[d] = (g, name)
+            _check_input(s, a.dtype.name, tuple(a.shape), symbols)
             out.append(a if a.flags.c_contiguous else np.array(a, order="C"))
         return out
+
+    @property
+    def supports_dlpack(self) -> bool:
+        """Whether `run_dlpack` can run this model (one TVM stage on the CPU)."""
+        return len(self._stages) == 1 and isinstance(self._stages[0], _TvmStage) and self._target == "cpu"
+
+    def run_dlpack(self, tensors: Sequence[Any], dtype_names: Sequence[str]) -> list:
+        """Run on contiguous CPU tensors that speak DLPack (torch tensors), positionally and
+        without copying them; returns TVM tensors, which the caller wraps without a copy
+        (``torch.from_dlpack``). ``dtype_names`` are the inputs' numpy dtype names."""
+        import tvm
+
+        specs = self.manifest["inputs"]
+        if len(tensors) != len(specs):
+            raise InputError(f"the model takes {len(specs)} input(s) ({', '.join(self.input_names)}), "
+                             f"{len(tensors)} given")
+        symbols: dict[str, tuple[int, str]] = {}
+        for spec, t, dt in zip(specs, tensors, dtype_names):
+            _check_input(spec, dt, tuple(t.shape), symbols)
+        st = self._stages[0]
+        res = st.fn(*(tvm.runtime.from_dlpack(t) for t in tensors), *st.params)
+        return [res] if hasattr(res, "numpy") else list(res)
 
     def run(self, *args, **kwargs) -> list[np.ndarray]:
         """The outputs as a list (always)."""
@@ -374,6 +378,30 @@ class CompiledModel:
         except Exception:
             ex = lib
         return CompiledModel(manifest, ex, params)
+
+
+def _check_input(spec: dict, dtype_name: str, shape: tuple, symbols: dict) -> None:
+    """Raise InputError naming the input when its dtype or shape does not fit ``spec``;
+    ``symbols`` carries the sizes symbolic dims took in earlier inputs."""
+    name = spec["name"]
+    if spec["dtype"] != "bfloat16" and dtype_name != spec["dtype"]:
+        raise InputError(f"input {name!r}: expected dtype {spec['dtype']}, got {dtype_name}")
+    want = spec["shape"]
+    if want is None:
+        return
+    if len(shape) != len(want):
+        raise InputError(f"input {name!r}: expected rank {len(want)} (shape {_fmt(want)}), "
+                         f"got rank {len(shape)} (shape {list(shape)})")
+    for i, (d, g) in enumerate(zip(want, shape)):
+        if isinstance(d, int):
+            if d != g:
+                raise InputError(f"input {name!r}: expected shape {_fmt(want)}, got {list(shape)} "
+                                 f"(dim {i} is {g}, expected {d})")
+        else:
+            prev = symbols.get(d)
+            if prev is not None and prev[0] != g:
+                raise InputError(f"input {name!r}: dim {i} ({d}) is {g}, but input {prev[1]!r} has {d} = {prev[0]}")
+            symbols[d] = (g, name)
 
 
 def _fmt(shape) -> str:

@@ -21,6 +21,7 @@ class CompiledModule:
         self.traced = traced
         self.compiled = compiled
         self.module_name = module_name
+        self._ptrs: Optional[set] = None  # data pointers of the compiled parameters
 
     @property
     def graph(self):
@@ -48,17 +49,32 @@ class CompiledModule:
             raise TorchInputError(f"{self.module_name} takes {len(names)} tensor inputs ({', '.join(names)}), "
                                   f"got {len(tensors)}")
         device = tensors[0].device if tensors else torch.device("cpu")
-        arrays = []
-        for name, t in zip(names, tensors):
-            if t.requires_grad:
-                t = t.detach()
-            # CPU tensors share memory with the numpy view (no copy); others come over once.
-            arrays.append(t.numpy() if t.device.type == "cpu" else t.cpu().numpy())
-        outs = self.compiled.run(*arrays)
-        result = [torch.from_numpy(np.ascontiguousarray(o)) if isinstance(o, np.ndarray) else o for o in outs]
+        tensors = [t.detach() for t in tensors]
+        if self.compiled.supports_dlpack and all(t.device.type == "cpu" and t.is_contiguous() for t in tensors):
+            result = self._run_zero_copy(tensors)
+        else:
+            outs = self.compiled.run(*[t.cpu().numpy() for t in tensors])
+            result = [torch.from_numpy(np.ascontiguousarray(o)) for o in outs]
         if device.type != "cpu":
             result = [r.to(device) for r in result]
         return pytree.tree_unflatten(result, self.traced.out_spec)
+
+    def _run_zero_copy(self, tensors):
+        """Inputs go to TVM and outputs come back through DLPack, sharing memory. An output
+        that is an input or a parameter itself is cloned, so callers never alias them."""
+        import torch
+
+        dtypes = [str(t.dtype).removeprefix("torch.") for t in tensors]  # numpy's names: float32, int64, bool
+        outs = [torch.from_dlpack(o) for o in self.compiled.run_dlpack(tensors, dtypes)]
+        inputs = {t.data_ptr() for t in tensors}
+        return [o.clone() if o.data_ptr() in inputs or o.data_ptr() in self._param_ptrs() else o for o in outs]
+
+    def _param_ptrs(self) -> set:
+        if self._ptrs is None:
+            import torch
+
+            self._ptrs = {torch.from_dlpack(p).data_ptr() for p in self.compiled._stages[0].params}
+        return self._ptrs
 
 
 def optimize_module(model, example_inputs, target: str = "cpu", *, dynamic_shapes=None,

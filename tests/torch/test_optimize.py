@@ -130,3 +130,30 @@ def test_base_configs_bert_and_gpt2():
     gpt2 = GPT2LMHeadModel(GPT2Config(use_cache=False, bos_token_id=0, eos_token_id=0)).eval()
     ids = torch.randint(0, 50000, (1, 128))
     assert_like_eager(graphopt.optimize(gpt2, (ids,))(ids), eager(gpt2, ids), atol=1e-3)
+
+
+def test_cpu_inputs_and_outputs_are_not_copied(monkeypatch):
+    m = MLP().eval()
+    x = torch.randn(4, 16)
+    c = graphopt.optimize(m, (x,))
+    calls = []
+    monkeypatch.setattr(c.compiled, "run", lambda *a, **k: calls.append(a))  # the copying path must not run
+    out = c(x)
+    assert calls == [] and isinstance(out, torch.Tensor)
+    assert_like_eager(out, eager(m, x))
+    x2 = torch.randn(4, 16)
+    out2 = c(x2)
+    assert_like_eager(out, eager(m, x))  # an earlier output is not overwritten by a later call
+    assert_like_eager(out2, eager(m, x2))
+
+
+class PassThrough(torch.nn.Module):
+    def forward(self, x):
+        return x, x + 1
+
+
+def test_an_output_that_is_an_input_does_not_alias_it():
+    x = torch.randn(3)
+    c = graphopt.optimize(PassThrough(), (x,))
+    same, plus = c(x)
+    assert torch.equal(same, x) and same.data_ptr() != x.data_ptr()
