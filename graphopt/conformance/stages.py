@@ -135,7 +135,7 @@ def stage_tvm(model, inputs, expected, rtol, atol):
     except GraphoptError as e:
         raise Unsupported(str(e)) from None
     del g
-    out = compiled(*inputs)
+    out = compiled(*[_feed(x) for x in inputs])
     return out if isinstance(out, (list, tuple)) else [out]
 
 
