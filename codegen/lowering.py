@@ -1039,10 +1039,26 @@ def _cumsum(ctx, n):
 
 
 # --------------------------------------------------------------------------- linear algebra
+def _const_weight(ctx, b: Optional[Value]) -> Optional[np.ndarray]:
+    """The constant value of a 2-D matmul weight, looking through a Transpose of a
+    constant (tied embeddings: GPT-2's lm_head reads the embedding table transposed); a
+    transposed view, no copy."""
+    c = ctx.const_of(b)
+    if c is not None or b is None:
+        return c
+    p = b.producer
+    if p is not None and p.op_type == "Transpose" and not p.domain and len(p.inputs) == 1:
+        src = ctx.const_of(p.inputs[0])
+        perm = p.attr("perm", None)
+        if src is not None and src.ndim == 2 and (perm is None or list(perm) == [1, 0]):
+            return src.T
+    return None
+
+
 @_reg("MatMul")
 def _matmul(ctx, n):
     a, b = n.inputs
-    bc = ctx.const_of(b)
+    bc = _const_weight(ctx, b)
     if (bc is not None and b.type.shape is not None and len(b.type.shape) == 2 and a.type.shape is not None
             and len(a.type.shape) >= 2 and a.type.dtype is DType.FLOAT32 and _static(a.type.shape)):
         from . import kernels
@@ -1067,7 +1083,7 @@ def _gemm(ctx, n):
     alpha, beta = ctx.attr(n, "alpha", 1.0), ctx.attr(n, "beta", 1.0)
     ta, tb = ctx.attr(n, "transA", 0), ctx.attr(n, "transB", 0)
     dt = _dt(a)
-    bc = ctx.const_of(b)
+    bc = _const_weight(ctx, b)
     ae = ctx.get(a)
     if ta:
         ae = ctx.emit(_R().op.permute_dims(ae, [1, 0]))

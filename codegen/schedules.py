@@ -36,7 +36,11 @@ def schedule_module(mod, target, skip=(), stats=None):
             continue
         if func.attrs is not None and "tirx.is_scheduled" in func.attrs:
             continue
-        for rule in (_conv_rule, _dense_rule, _generic_rule):
+        try:
+            func = fast_math(func)
+        except Exception:
+            pass
+        for rule in (_conv_rule, _dense_rule, _matmul_rule, _rows_rule, _generic_rule):
             try:
                 new = rule(func, lanes)
             except Exception:
@@ -52,6 +56,81 @@ def schedule_module(mod, target, skip=(), stats=None):
     if stats is not None:
         stats.kernels = sum(1 for f in mod.functions.values() if isinstance(f, tirx.PrimFunc))
     return mod
+
+
+# --------------------------------------------------------------------------- fast math
+# LLVM has no vector exp/erf/tanh here: ``T.exp``/``T.erf`` become one scalar ``expf``/
+# ``erff`` call per element, which also blocks vectorization (softmax, GELU). They are
+# replaced by the polynomial approximations of TVM's ``topi.fast_exp``/``fast_erf``/
+# ``fast_tanh`` (Cephes/Eigen; within a few float32 ulps), NaN-preserving.
+_ERF_ALPHA = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+              -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
+_ERF_BETA = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+             -1.42647390514189e-02)
+_TANH_ALPHA = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+               1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)
+_TANH_BETA = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+_EXP_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+
+
+def _horner(x, coeffs):
+    from tvm import tirx
+
+    acc = tirx.const(coeffs[0], "float32")
+    for c in coeffs[1:]:
+        acc = acc * x + tirx.const(c, "float32")
+    return acc
+
+
+def _odd_rational(x, clamp, alpha, beta):
+    from tvm import tirx
+
+    f = lambda v: tirx.const(v, "float32")  # noqa: E731
+    xc = tirx.max(tirx.min(x, f(clamp)), f(-clamp))
+    x2 = xc * xc
+    return xc * _horner(x2, alpha) / _horner(x2, beta)
+
+
+def _fast_exp(x):
+    from tvm import tirx
+
+    f = lambda v: tirx.const(v, "float32")  # noqa: E731
+    xc = tirx.max(tirx.min(x, f(88.3762626647950)), f(-88.3762626647949))
+    n = tirx.floor(xc * f(1.44269504088896341) + f(0.5))
+    r = xc - n * f(0.6931471805599453)
+    y = _horner(r, _EXP_P) * r * r + r + f(1.0)
+    ef = tirx.reinterpret("float32", tirx.shift_left(tirx.Cast("int32", n + f(127.0)), tirx.const(23, "int32")))
+    return tirx.max(ef * y, x)
+
+
+def fast_math(func):
+    """``func`` with float32 exp/erf/tanh calls replaced by vectorizable polynomials, and
+    ``pow(x, 2|3)`` by products (``powf`` is a scalar call too)."""
+    import tvm_ffi
+    from tvm import tirx
+    from tvm.ir.expr import Call
+
+    def cb(c):
+        name = getattr(c.op, "name", "")
+        if name == "tirx.pow" and len(c.args) == 2:  # x ** 2, x ** 3 (GPT-2's GELU): products
+            e = c.args[1]
+            v = getattr(e, "value", None)
+            if v is not None and float(v) in (2.0, 3.0):
+                x = c.args[0]
+                return x * x if float(v) == 2.0 else x * x * x
+            return c
+        if name not in ("tirx.exp", "tirx.erf", "tirx.tanh") or str(getattr(c, "dtype", None) or c.ty) != "float32" or len(c.args) != 1:
+            return c
+        x = c.args[0]
+        if name == "tirx.exp":
+            y = _fast_exp(x)
+        elif name == "tirx.erf":
+            y = _odd_rational(x, 4.0, _ERF_ALPHA, _ERF_BETA)
+        else:
+            y = _odd_rational(x, 9.0, _TANH_ALPHA, _TANH_BETA)
+        return tirx.Select(tirx.isnan(x), x, y)
+
+    return tvm_ffi.structural_map(func, [(Call, cb)])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -93,10 +172,17 @@ def _inline_epilogue(sch, block) -> None:
             return
 
 
+def _region_buffer(region):
+    """The buffer of a block read/write region (``BufferRegion`` became ``TensorRegion``
+    with a ``source`` in TVM 0.27)."""
+    buf = getattr(region, "buffer", None)
+    return buf if buf is not None else region.source
+
+
 def _is_output_block(sch, block, func) -> bool:
-    local = {buf.same_as for buf in ()}
+    """Whether ``block`` writes a buffer that is not allocated inside the function."""
     allocs = list(sch.get(sch.get_sblock("root")).alloc_buffers)
-    return not all(any(w.buffer.same_as(a) for a in allocs) for w in sch.get(block).writes)
+    return not all(any(_region_buffer(w).same_as(a) for a in allocs) for w in sch.get(block).writes)
 
 
 def _root_blocks(sch):
@@ -166,10 +252,11 @@ def _dense_rule(func, lanes):
     mo, mi = sch.split(m, [None, mr])
     no, ni = sch.split(n, [None, bn])
     ko, ki = sch.split(k, [None, kr])
-    sch.reorder(mo, no, ko, ki, mi, ni)
-    sch.reverse_compute_at(cw, no, preserve_unit_loops=True)
+    # column block outer: its packed weights (K x bn) stay in cache across the row blocks
+    sch.reorder(no, mo, ko, ki, mi, ni)
+    sch.reverse_compute_at(cw, mo, preserve_unit_loops=True)
     _inline_epilogue(sch, cw)
-    sch.parallel(sch.fuse(mo, no))
+    sch.parallel(sch.fuse(no, mo))
     if bn >= 4:
         sch.vectorize(ni)
     sch.unroll(mi)
@@ -179,6 +266,191 @@ def _dense_rule(func, lanes):
         sch.vectorize(wl[1])
     sch.decompose_reduction(blk, ko)
     _generic_rest(sch, func, lanes, exclude={"gdense"})
+    return sch.mod["main"]
+
+
+# --------------------------------------------------------------------------- matmul
+def _matmul_block(sch):
+    """The root block computing ``C[..., i, j] += A[..., i, k] * B[..., k, j]`` (relax's
+    legalized matmul / batched matmul with non-constant operands), or None."""
+    from tvm import tirx
+
+    found = None
+    for b in _root_blocks(sch):
+        blk = sch.get(b)
+        kinds = [iv.iter_type for iv in blk.iter_vars]
+        if len(kinds) < 3 or kinds[-1] != 2 or any(k != 0 for k in kinds[:-1]):
+            continue
+        st = blk.body
+        if not isinstance(st, tirx.BufferStore) or not isinstance(st.value, tirx.Add):
+            continue
+        mul = st.value.b
+        if isinstance(mul, tirx.Cast):
+            mul = mul.value
+        if not isinstance(mul, tirx.Mul):
+            continue
+        a, bb = mul.a, mul.b
+        if isinstance(a, tirx.Cast):
+            a = a.value
+        if isinstance(bb, tirx.Cast):
+            bb = bb.value
+        if not (hasattr(a, "indices") and hasattr(bb, "indices")):
+            continue
+        vi, vj, vk = (iv.var for iv in blk.iter_vars[-3:])
+        if not (a.indices[-1].same_as(vk) and a.indices[-2].same_as(vi) and bb.indices[-1].same_as(vj)
+                and bb.indices[-2].same_as(vk)):
+            continue
+        if found is not None:
+            return None
+        found = b
+    return found
+
+
+def _matmul_rule(func, lanes):
+    """Batched matmul of two activations (attention's QK^T and PV): the register tile of
+    the dense rule (``mr`` rows by a vector block of columns, accumulated in registers),
+    batch and row/column tiles in parallel; elementwise producers and consumers inlined."""
+    sch = _sch(func)
+    blk = _matmul_block(sch)
+    if blk is None:
+        return None
+    name = sch.get(blk).name_hint
+    for b in list(_root_blocks(sch)):  # inline elementwise producers (reshapes, scales)
+        if sch.get(b).name_hint == name or _is_output_block(sch, b, func):
+            continue
+        if any(iv.iter_type != 0 for iv in sch.get(b).iter_vars):
+            return None
+        sch.compute_inline(b)
+    blk = sch.get_sblock(name)
+    loops = sch.get_loops(blk)
+    if len(loops) != len(sch.get(blk).iter_vars):
+        return None
+    M, N, K = (_extent(sch, lp) for lp in loops[-3:])
+    if N is None or K is None:
+        return None
+    bn = next((b for b in (2 * lanes, lanes, 8, 4) if N % b == 0), lanes if N >= lanes else 1)
+    vec = max(1, bn // lanes)
+    mr_max = max(1, min(8, ACC_REGS.get(lanes, 12) // vec))
+    mr = _largest_divisor(M, mr_max) if M is not None else 1
+    kr = _largest_divisor(K, 4)
+    cw = sch.cache_write(blk, 0, "local")
+    loops = sch.get_loops(blk)
+    batch, m, n, k = loops[:-3], loops[-3], loops[-2], loops[-1]
+    mo, mi = sch.split(m, [None, mr])
+    no, ni = sch.split(n, [None, bn])
+    ko, ki = sch.split(k, [None, kr])
+    sch.reorder(*batch, mo, no, ko, ki, mi, ni)
+    sch.reverse_compute_at(cw, no, preserve_unit_loops=True)
+    _inline_epilogue(sch, cw)
+    work = K * (M or 64) * N
+    for lp in batch:
+        work *= _extent(sch, lp) or 16
+    fused = sch.fuse(*batch, mo, no)
+    if work >= _PAR_MIN * 64:
+        sch.parallel(fused)
+    if bn >= 4:
+        sch.vectorize(ni)
+    if mr > 1:
+        sch.unroll(mi)
+    if kr > 1:
+        sch.unroll(ki)
+    wl = sch.get_loops(cw)
+    if bn >= 4 and len(wl) >= 2:
+        inner = wl[-1]
+        if _extent(sch, inner) == bn:
+            sch.vectorize(inner)
+    sch.decompose_reduction(blk, ko)
+    _generic_rest(sch, func, lanes, exclude={name})
+    return sch.mod["main"]
+
+
+# --------------------------------------------------------------------------- rows
+def _rows_rule(func, lanes):
+    """Row-wise reductions (softmax, layer norm, a mean over the last axis) and their
+    elementwise epilogues: one parallel loop over the rows of the output, every stage
+    computed inside it (the row stays in L1), the row's reductions vectorized through
+    ``rfactor``, the elementwise stages vectorized. Stages read by two later stages (the
+    exp of a softmax) are computed once per row, not inlined twice."""
+    sch = _sch(func)
+    blocks = list(_root_blocks(sch))
+    if len(blocks) < 2:
+        return None
+    kinds = [[iv.iter_type for iv in sch.get(b).iter_vars] for b in blocks]
+    if not any(2 in k for k in kinds):
+        return None
+    for k in kinds:  # only spatial blocks and reductions over trailing axes
+        if any(x not in (0, 2) for x in k) or (2 in k and any(x == 0 for x in k[k.index(2):])):
+            return None
+    outs = [b for b in blocks if _is_output_block(sch, b, func)]
+    if len(outs) != 1 or 2 in [iv.iter_type for iv in sch.get(outs[0]).iter_vars]:
+        return None
+    out_name = sch.get(outs[0]).name_hint
+    # inline single-consumer elementwise stages (repeat: inlining frees other stages)
+    changed = True
+    while changed:
+        changed = False
+        for b in list(_root_blocks(sch)):
+            blk = sch.get(b)
+            if blk.name_hint == out_name or any(iv.iter_type != 0 for iv in blk.iter_vars):
+                continue
+            if len(sch.get_consumers(b)) == 1:
+                try:
+                    sch.compute_inline(b)
+                    changed = True
+                except Exception:
+                    pass
+    # reductions over the row as ``lanes`` vector partials (rfactor) before computing
+    # every stage inside the row loop
+    for b in list(_root_blocks(sch)):
+        blk = sch.get(b)
+        if not any(iv.iter_type == 2 for iv in blk.iter_vars) or sum(iv.iter_type == 2 for iv in blk.iter_vars) != 1:
+            continue
+        k = sch.get_loops(b)[-1]
+        e = _extent(sch, k)
+        if e is not None and e >= 4 * lanes and e % lanes == 0 and len(blk.iter_vars) >= 2:
+            try:
+                ko, ki = sch.split(k, [None, lanes])
+                sch.rfactor(ki, factor_axis=len(blk.iter_vars) - 1)
+            except Exception:
+                return None
+    out = sch.get_sblock(out_name)
+    oloops = sch.get_loops(out)
+    if len(oloops) < 2 or len(oloops) != len(sch.get(out).iter_vars):
+        return None
+    rows = oloops[:-1]
+    row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+    nrows = _extent(sch, row)
+    inner_len = _extent(sch, oloops[-1])
+    stages = [sch.get(b).name_hint for b in _root_blocks(sch) if sch.get(b).name_hint != out_name]
+    for nm in reversed(stages):
+        sch.compute_at(sch.get_sblock(nm), row, preserve_unit_loops=True)
+    if nrows is None or nrows * (inner_len or 64) >= 8 * _PAR_MIN:
+        sch.parallel(row)
+    for nm in stages + [out_name]:
+        b = sch.get_sblock(nm)
+        blk = sch.get(b)
+        loops = sch.get_loops(b)
+        if len(loops) < 2:
+            continue
+        inner = loops[-1]
+        e = _extent(sch, inner)
+        if nm.endswith("_rf"):
+            # rf block under the row: (lanes, unit loops..., ko): lanes innermost, vectorized
+            lane = next((lp for lp in loops[1:-1] if _extent(sch, lp) == lanes), None)
+            if lane is not None:
+                ko = loops[-1]
+                sch.reorder(ko, lane)
+                sch.vectorize(lane)
+                try:
+                    sch.decompose_reduction(b, ko)
+                except Exception:
+                    pass
+            continue
+        if any(iv.iter_type == 2 for iv in blk.iter_vars):
+            continue
+        if e is not None and e >= lanes:
+            io, ii = sch.split(inner, [None, lanes])
+            sch.vectorize(ii)
     return sch.mod["main"]
 
 
