@@ -30,16 +30,16 @@ class Unit:
 def fallback_nodes(graph: Graph) -> list[tuple[str, str]]:
     """(op, node name) of top-level nodes that need onnxruntime (a node whose subgraph
     holds an unsupported op counts as a whole)."""
-    from .lowering import _node_folded, fold_constants, unsupported_nodes
+    from .lowering import fold_for_lowering, unsupported_nodes
 
-    bad = {nm for _, nm in unsupported_nodes(graph)}
-    if not bad:
+    if not unsupported_nodes(graph):
         return []
-    folded = fold_constants(graph)
+    folded, _ = fold_for_lowering(graph)  # a node that folds away needs no runtime at all
+    bad = {nm for _, nm in unsupported_nodes(folded)}
     out = []
-    for n in graph.nodes:
+    for n in folded.nodes:
         inner = any(m.name in bad for sg in n.subgraphs() for m in sg.walk())
-        if (n.name in bad or inner) and not _node_folded(graph, n.name, folded):
+        if n.name in bad or inner:
             out.append((n.qualified_op, n.name))
     return out
 

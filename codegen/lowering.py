@@ -8,9 +8,9 @@ over weights packed at compile time, which `codegen.schedules` then schedules by
 
 Constants: small ones are embedded (`relax.const`); large ones become parameters of
 ``main`` (after its inputs), returned with the module, so that an artifact stores them
-beside the library. Nodes computable from constants alone are folded before lowering
-(onnxruntime evaluates them), so weight-building subgraphs such as ConstantOfShape cost
-nothing at run time.
+beside the library. Nodes computable from constants alone are folded before lowering by
+the fold-constants pass without its size limit (onnxruntime evaluates them, as the oracle
+would), so weight-building subgraphs such as ConstantOfShape cost nothing at run time.
 
 Symbolic dims of the graph inputs become `tirx.Var`s shared by name, so a graph with a free
 batch dim compiles once for every size.
@@ -236,81 +236,24 @@ def _static(shape) -> bool:
 
 
 # --------------------------------------------------------------------------- constant folding
-_NONDET = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
-def fold_constants(graph: Graph) -> dict[str, np.ndarray]:
-    """Values computable from constants alone, evaluated now (Shape of a static value
-    included). Returns {value name: array} for those read by other nodes or outputs."""
-    known: dict[str, np.ndarray] = {}
-    for c in graph.constants:
-        if c.const is not None and not c.const.is_elided and c.type.dtype not in (DType.STRING, DType.BFLOAT16):
-            known[c.name] = c.const.numpy()
-    foldable: list[Node] = []
-    fold_names: set[str] = set()
-    for n in graph.nodes:
-        if n.op_type == "Shape" and not n.domain and n.inputs[0] is not None and _static(n.inputs[0].type.shape):
-            shp = list(n.inputs[0].type.shape)
-            r = len(shp)
-            start = n.attr("start", 0)
-            end = n.attr("end", None)
-            start = max(0, min(r, start + r if start < 0 else start))
-            end = r if end is None else max(0, min(r, end + r if end < 0 else end))
-            known[n.output.name] = np.array(shp[start:end], dtype=np.int64)
-            continue
-        if n.domain or n.subgraphs() or n.op_type in _NONDET or n.op_type == "Constant":
-            continue
-        ins = [v for v in n.inputs if v is not None]
-        if all(v.name in known or v.name in fold_names for v in ins) and all(o is None or o.type.dtype not in (DType.STRING, DType.BFLOAT16) for o in n.outputs):
-            foldable.append(n)
-            fold_names.update(o.name for o in n.outputs if o is not None)
-    if not foldable:
-        return {k: v for k, v in known.items() if not graph.lookup(k) or not graph.lookup(k).is_constant}
-    need = set()
-    fold_ids = {id(n) for n in foldable}
-    for n in graph.nodes:
-        if id(n) in fold_ids:
-            continue
-        for v in n.inputs:
-            if v is not None and v.name in fold_names:
-                need.add(v.name)
-        for sg in n.subgraphs():
-            for inner in sg.walk():
-                for v in inner.inputs:
-                    if v is not None and v.name in fold_names:
-                        need.add(v.name)
-    for o in graph.outputs:
-        if o.name in fold_names:
-            need.add(o.name)
-    if need:
-        try:
-            known.update(_run_fold(graph, foldable, known, sorted(need)))
-        except Exception:
-            pass  # leave them to the lowering
-    return {k: v for k, v in known.items() if not (graph.lookup(k) is not None and graph.lookup(k).is_constant)}
+# Folding for lowering has no size limit: weights must be concrete to compile, however
+# they were built (the light models' ConstantOfShape weights reach 103M elements).
+_UNLIMITED = 2 ** 40
 
 
-def _run_fold(graph: Graph, nodes: list[Node], known: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import helper, numpy_helper
+def fold_for_lowering(graph: Graph) -> tuple[Graph, int]:
+    """A copy of ``graph`` (constant payloads shared) with everything computable from
+    constants folded by the fold-constants pass, which evaluates exactly as the oracle
+    does; and how many nodes went away."""
+    from ..ir.clone import clone_graph
+    from ..pipeline import run_passes
 
-    from ..frontend.onnx_export import export_onnx
-    import onnxruntime as ort
-
-    proto = export_onnx(graph)
-    produced = {o for n in nodes for o in (x.name for x in n.outputs if x is not None)}
-    pnodes = [pn for pn in proto.graph.node if any(o in produced for o in pn.output)]
-    used = {i for pn in pnodes for i in pn.input if i}
-    inits = [numpy_helper.from_array(np.asarray(known[nm]), nm) for nm in sorted(used) if nm in known and nm not in produced]
-    outs = [helper.make_tensor_value_info(nm, 0, None) for nm in outputs]
-    g = helper.make_graph(pnodes, "fold", [], outs, inits)
-    m = helper.make_model(g, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    res = sess.run(outputs, {})
-    return dict(zip(outputs, res))
+    g = clone_graph(graph)
+    before = sum(1 for _ in g.walk())
+    run_passes(g, f"fold-constants{{max-elements={_UNLIMITED},max-eval-elements={_UNLIMITED}}}")
+    return g, before - sum(1 for _ in g.walk())
 
 
 # --------------------------------------------------------------------------- main entry
@@ -319,26 +262,22 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
     (with its op) that has no lowering, all at once."""
     from tvm import relax
 
+    nfold = 0
+    if fold:
+        graph, nfold = fold_for_lowering(graph)  # folded nodes need no lowering
     bad = [(op, nm) for op, nm in unsupported_nodes(graph) if not (fallback_nodes and nm in fallback_nodes)]
-    folded = fold_constants(graph) if fold else {}
-    # Nodes whose outputs are all folded need no lowering.
-    bad = [(op, nm) for op, nm in bad if not _node_folded(graph, nm, folded)]
     if bad:
         raise UnsupportedOpError(bad, f"graph {graph.name!r}")
-    ctx = Ctx(graph, folded)
+    ctx = Ctx(graph, {})
     in_vars = []
     for v in graph.inputs:
         var = relax.Var(_safe(v.name), ctx.sinfo(v))
         ctx.env[id(v)] = var
         in_vars.append(var)
     bb = ctx.bb
-    nfold = 0
     with bb.function(name):  # parameters (inputs, then weights) are given at the end
         with bb.dataflow():
             for n in graph.nodes:
-                if all(o is None or o.name in folded for o in n.outputs) and any(o is not None for o in n.outputs):
-                    nfold += 1
-                    continue
                 ctx.node = n
                 _lower_node(ctx, n)
             ctx.node = None
@@ -354,13 +293,6 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
     mod = bb.get()
     return Lowered(mod, [v.name for v in graph.inputs], [o.name for o in graph.outputs], ctx.param_vals,
                    ctx.param_names, nfold)
-
-
-def _node_folded(graph: Graph, name: str, folded) -> bool:
-    for n in graph.nodes:
-        if n.name == name:
-            return all(o is None or o.name in folded for o in n.outputs) and any(o is not None for o in n.outputs)
-    return False
 
 
 def _safe(name: str) -> str:
