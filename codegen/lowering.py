@@ -421,11 +421,17 @@ def _div(ctx, n):
     a, b = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
     if n.inputs[0].type.dtype.is_float:
         return ctx.emit(_R().op.divide(a, b))
-    # ONNX integer division truncates toward zero.
-    from tvm import te, topi, tirx
-
-    return ctx.te(lambda x, y: topi.broadcast.truncdiv(x, y) if hasattr(topi.broadcast, "truncdiv")
-                  else topi.trunc_divide(x, y), a, b)
+    # ONNX integer division truncates toward zero: floor division, plus one where the
+    # remainder is non-zero and the signs differ.
+    R = _R()
+    q = ctx.emit(R.op.floor_divide(a, b))
+    if not n.inputs[0].type.dtype.is_signed_int:
+        return q
+    zero = R.const(0, _dt(n.inputs[0]))
+    rem = ctx.emit(R.op.subtract(a, R.op.multiply(q, b)))
+    fix = ctx.emit(R.op.logical_and(R.op.not_equal(rem, zero),
+                                    R.op.logical_xor(R.op.less(a, zero), R.op.less(b, zero))))
+    return ctx.emit(R.op.add(q, R.op.astype(fix, _dt(n.inputs[0]))))
 
 
 @_reg("Mod")
@@ -444,6 +450,13 @@ def _mod(ctx, n):
 @_reg("Pow")
 def _pow(ctx, n):
     x, y = n.inputs
+    if not x.type.dtype.is_float:
+        # TVM's power takes floats only; onnxruntime computes integer powers through
+        # double too (std::pow) and casts back.
+        R = _R()
+        xf = ctx.emit(R.op.astype(ctx.get(x), "float64"))
+        yf = ctx.emit(R.op.astype(ctx.get(y), "float64"))
+        return ctx.emit(R.op.astype(R.op.power(xf, yf), _dt(x)))
     ye = ctx.get(y)
     if y.type.dtype != x.type.dtype:
         ye = ctx.emit(_R().op.astype(ye, _dt(x)))
@@ -948,10 +961,19 @@ def _hardmax(ctx, n):
     axis = ctx.attr(n, "axis", -1)
     axis = axis + r if axis < 0 else axis
     dim = x.type.shape[axis]
-    am = ctx.emit(_R().op.argmax(ctx.get(x), axis, True))
-    oh = ctx.emit(_R().op.one_hot(am, _R().PrimValue(_R().const(1, _dt(x)).data.numpy().item() if False else _tir().const(1.0, _dt(x))),
-                                  _R().PrimValue(_tir().const(0.0, _dt(x))), dim, axis + 1))
-    return ctx.emit(_R().op.squeeze(oh, [axis]))
+    am = ctx.emit(_R().op.argmax(ctx.get(x), axis, True))  # the first maximum, as ONNX wants
+
+    def onehot(xx, a):
+        from tvm import te, tirx
+
+        def at(*idx):
+            first = tuple(idx[:axis]) + (0,) + tuple(idx[axis + 1:])
+            return tirx.Select(idx[axis] == a[first], tirx.const(1, xx.dtype), tirx.const(0, xx.dtype))
+
+        return te.compute(xx.shape, at, name="hardmax")
+
+    del dim
+    return ctx.te(onehot, ctx.get(x), am)
 
 
 @_reg("CumSum")
