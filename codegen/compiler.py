@@ -100,7 +100,7 @@ def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Grap
 
 
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
-                  fallback: Optional[str] = None, opt_level: Optional[str] = "O1", cache_dir=None,
+                  fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
                   progress: bool = False) -> "CompiledModel":
     from .target import make_target, target_key
 

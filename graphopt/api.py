@@ -14,7 +14,7 @@ from .codegen.compiler import CompiledModel, CompileReport, InputError
 
 
 def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: int = 0,
-             tune_time: Optional[float] = None, fallback: Optional[str] = None, opt_level: Optional[str] = "O1",
+             tune_time: Optional[float] = None, fallback: Optional[str] = None, opt_level: Optional[str] = "O2",
              cache_dir=None, progress: bool = False) -> CompiledModel:
     """Compile ``model`` (an .onnx path, bytes, an onnx.ModelProto or a graphopt Graph) for
     ``target`` ("cpu" or "cuda") and return a callable `CompiledModel`.

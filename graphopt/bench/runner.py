@@ -41,7 +41,7 @@ class Settings:
     tune_minutes: float = 0.0        # graphopt-tuned's budget per model (0: graphopt-tuned not run)
     tune_cache: Optional[str] = None  # reuse a tuning database (default: a fresh one per run)
     threads: int = field(default_factory=_cores)
-    opt_level: str = "O1"
+    opt_level: str = "O2"
     min_sample_ms: float = 5.0       # calls are batched so that one sample lasts at least this
     cap_s: float = 120.0             # timing budget of one system on one model (seconds)
     slow_cap_s: float = 30.0         # ... for TVM's from_onnx (untuned TVM is 50-80x slower)

@@ -102,7 +102,7 @@ def _graphopt(case: Case, options: dict, tuned: bool) -> Runner:
 
         cache = tempfile.mkdtemp(prefix="graphopt-bench-cache-")
         atexit.register(shutil.rmtree, cache, True)
-    cm = optimize(case.onnx, target="cpu", opt_level=options.get("opt_level", "O1"),
+    cm = optimize(case.onnx, target="cpu", opt_level=options.get("opt_level", "O2"),
                   tune_time=minutes if tuned else None, cache_dir=cache)
     arrays = load_arrays(case.inputs)
     rep = getattr(cm, "report", None)

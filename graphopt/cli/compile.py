@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--tune-time", type=float, default=None, metavar="MIN", help="tune for at most MIN minutes")
     p.add_argument("--fallback", choices=["none", "ort"], default="none",
                    help="run ops graphopt cannot lower on onnxruntime")
-    p.add_argument("-O", "--opt-level", default="O1", help="graphopt pass pipeline to run first (default O1)")
+    p.add_argument("-O", "--opt-level", default="O2", help="graphopt pass pipeline to run first (default O2)")
     p.add_argument("--cache-dir", default=None,
                    help="tuning database folder (default $GRAPHOPT_CACHE_DIR, else ~/.cache/graphopt/tuning)")
     p.set_defaults(func=run)
