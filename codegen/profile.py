@@ -38,16 +38,18 @@ def call_counts(mod) -> Counter:
     return counts
 
 
-def _random_args(func, dev):
+def random_args(func, dev):
+    """Random arguments (floats in [-1, 1], zeros otherwise) for a PrimFunc's buffers on
+    ``dev``; None when a buffer has a symbolic shape."""
     import numpy as np
     import tvm
+    from tvm import tirx
 
     rng = np.random.default_rng(0)
+    bmap = getattr(func, "buffer_map", None) or {}
     args = []
     for p in func.params:
-        from tvm import tirx
-
-        buf = p if isinstance(p, tirx.Buffer) else None
+        buf = p if isinstance(p, tirx.Buffer) else bmap.get(p)
         if buf is None:
             return None
         shape = []
@@ -78,7 +80,7 @@ def profile_kernels(mod, target, number: int = 3, names=None) -> list[KernelTime
         if not isinstance(f, tirx.PrimFunc) or (names and gv.name_hint not in names):
             continue
         try:
-            args = _random_args(f, dev)
+            args = random_args(f, dev)
             if args is None:
                 continue
             lib = tvm.compile(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}), target=target)

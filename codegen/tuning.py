@@ -292,29 +292,6 @@ def _flops(tmod) -> float:
         return 0.0
 
 
-def _random_args(func, dev):
-    import numpy as np
-    import tvm
-
-    rng = np.random.default_rng(0)
-    args = []
-    from tvm import tirx
-
-    bmap = getattr(func, "buffer_map", None)
-    for p in func.params:
-        buf = p if isinstance(p, tirx.Buffer) else bmap[p]
-        shape = [int(d) for d in buf.shape]
-        dt = str(buf.dtype)
-        if dt.startswith("float"):
-            a = rng.uniform(-1, 1, shape).astype(dt)
-        elif dt == "bool":
-            a = np.zeros(shape, bool)
-        else:
-            a = np.zeros(shape, dt)
-        args.append(tvm.runtime.tensor(a, dev))
-    return args
-
-
 def time_kernel(tmod, target, min_ms: float = 20.0, repeat: int = 3) -> float:
     """ms per call of the (scheduled) one-function module ``tmod``: the best of ``repeat``
     rounds of enough calls to last ``min_ms``."""
@@ -323,7 +300,11 @@ def time_kernel(tmod, target, min_ms: float = 20.0, repeat: int = 3) -> float:
     dev = tvm.cpu(0) if "cpu" in target.keys else tvm.cuda(0)
     lib = tvm.compile(tmod, target=target)
     fn = lib["main"]
-    args = _random_args(tmod["main"], dev)
+    from .profile import random_args
+
+    args = random_args(tmod["main"], dev)
+    if args is None:
+        raise ValueError("kernel has symbolic shapes; it cannot be timed on its own")
     fn(*args)
     dev.sync()
     t0 = time.perf_counter()

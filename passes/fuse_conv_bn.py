@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import Graph, Value
-from graphopt.pipeline import Const, Op, Opt, Pass, PassContext, RuleSet, Var, apply_rules, register_pass
+from graphopt.pipeline import Const, Op, Opt, Pass, PassContext, RuleSet, Var, all_of, apply_rules, register_pass
 
 rules = RuleSet("fuse-conv-bn")
 
@@ -47,17 +47,6 @@ def _per_channel(m, key: str) -> Optional[str]:
     if any(d != 1 for i, d in enumerate(padded) if i != 1) or padded[1] not in (1, channels):
         return f"%{m[key].name}'s shape {list(c)} is not per output channel"
     return None
-
-
-def _all(*conds):
-    def where(m):
-        for c in conds:
-            r = c(m)
-            if r:
-                return r
-        return None
-
-    return where
 
 
 def _channel_vector(m, key: str) -> np.ndarray:
@@ -98,14 +87,14 @@ def _fold_bn(rw, m):
 
 
 @rules.rule("mul", "Mul(Conv(x, W, b), c) -> Conv(x, W*c, b*c), c per output channel",
-            Op("Mul", CONV, Const("c", _float_const)), where=_all(_sole_user, lambda m: _per_channel(m, "c")))
+            Op("Mul", CONV, Const("c", _float_const)), where=all_of(_sole_user, lambda m: _per_channel(m, "c")))
 def _fold_mul(rw, m):
     c = _channel_vector(m, "c")
     return _conv(rw, m, _scale_weights(m.array("w"), c), _bias(m) * c)
 
 
 @rules.rule("add", "Add(Conv(x, W, b), d) -> Conv(x, W, b+d), d per output channel",
-            Op("Add", CONV, Const("d", _float_const)), where=_all(_sole_user, lambda m: _per_channel(m, "d")))
+            Op("Add", CONV, Const("d", _float_const)), where=all_of(_sole_user, lambda m: _per_channel(m, "d")))
 def _fold_add(rw, m):
     return _conv(rw, m, m.array("w").astype(np.float64), _bias(m) + _channel_vector(m, "d"))
 

@@ -63,17 +63,6 @@ def _same_type(m, a: str, b: str) -> Optional[str]:
     return None
 
 
-def _all_of(*conds):
-    def where(m):
-        for c in conds:
-            r = c(m)
-            if r:
-                return r
-        return None
-
-    return where
-
-
 def _const_axes(v: Value, rank: Optional[int]) -> Optional[tuple[int, ...]]:
     if v is None or not v.is_constant or v.const.is_elided or rank is None:
         return None

@@ -15,14 +15,14 @@ from .errors import (NumericsMismatchError, PassError, PassFailedError, PassOpti
 from .instruments import CheckNumerics, DumpIR, PrintAfter, TimePasses, VerifyEach
 from .manager import Fixpoint, Instrument, PassManager, PassRecord
 from .pipelines import PIPELINES, build_pipeline, parse_spec, pipeline_names
-from .rewrite import (Bind, Const, ExplainLog, Match, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, apply_rules,
-                      fail)
+from .rewrite import (Bind, Const, ExplainLog, Match, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, all_of,
+                      apply_rules, fail)
 
 __all__ = [
     "Application", "Bind", "BisectResult", "CheckNumerics", "Const", "DumpIR", "ExplainLog", "Fixpoint", "Instrument",
     "Match", "NumericsMismatchError", "Op", "Opt", "PIPELINES", "Pass", "PassContext", "PassError", "PassFailedError",
     "PassManager", "PassOptionError", "PassRecord", "PassVerificationError", "PipelineRun", "PrintAfter", "Rewriter",
     "Rule", "RuleError", "RuleSet", "TimePasses", "UnknownPassError", "Var", "VerifyEach", "all_graphs",
-    "apply_rules", "bisect", "build_pipeline", "clone_graph", "fail", "get_pass", "parse_spec", "pipeline_names",
+    "all_of", "apply_rules", "bisect", "build_pipeline", "clone_graph", "fail", "get_pass", "parse_spec", "pipeline_names",
     "register_pass", "registered_passes", "run_passes", "run_pipeline", "unregister_pass",
 ]

@@ -71,6 +71,19 @@ def fail(reason: str) -> Match:
     return Match(False, reason)
 
 
+def all_of(*conds: "Condition") -> "Condition":
+    """A condition that holds when every one of ``conds`` does; else the first reason."""
+
+    def where(m):
+        for c in conds:
+            r = c(m)
+            if r:
+                return r
+        return None
+
+    return where
+
+
 # ---------------------------------------------------------------------------- patterns
 class Pattern:
     def match_value(self, v: Optional[Value], m: Match, where: str) -> Optional[str]:
