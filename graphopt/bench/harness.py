@@ -78,10 +78,11 @@ def summarize(entry: Entry, samples: list[float]) -> Entry:
 
 
 def fill_ratios(entries: list[Entry], baseline: str = BASELINE, peak_gflop_s: Optional[float] = None) -> None:
-    """Set ratio (to the baseline on the same model), achieved GFLOP/s and share of peak."""
+    """Set ratio (to the baseline on the same model), achieved GFLOP/s and share of peak;
+    a ratio already set (by a run that had its own baseline) is kept."""
     base = {e.model: e.median_ms for e in entries if e.system == baseline and e.median_ms}
     for e in entries:
-        if e.median_ms and e.model in base:
+        if e.ratio is None and e.median_ms and e.model in base:
             e.ratio = e.median_ms / base[e.model]
         if e.median_ms and e.gflop:
             e.gflop_s = e.gflop / (e.median_ms / 1e3)

@@ -340,8 +340,13 @@ def load_results(paths: Sequence) -> tuple[list[Entry], dict]:
     known = set(Entry.__dataclass_fields__)
     for p in paths:
         data = json.loads(Path(p).read_text())
-        entries += [Entry(**{k: v for k, v in r.items() if k in known}) for r in data["results"]]
         m = data.get("meta", {})
+        # Each run's ratios are to that run's own baseline (machine load differs between runs).
+        run = [Entry(**{k: v for k, v in r.items() if k in known}) for r in data["results"]]
+        for e in run:
+            e.ratio = e.gflop_s = e.pct_peak = None
+        fill_ratios(run, BASELINE, m.get("peak", {}).get("gflop_s"))
+        entries += run
         if not meta:
             meta = m
         else:
@@ -349,7 +354,4 @@ def load_results(paths: Sequence) -> tuple[list[Entry], dict]:
             peaks = [x for x in (meta.get("peak", {}).get("gflop_s"), m.get("peak", {}).get("gflop_s")) if x]
             meta.setdefault("peak", {})["gflop_s"] = max(peaks) if peaks else None
             meta["command"] = meta.get("command", "") + " ; " + m.get("command", "")
-    for e in entries:
-        e.ratio = e.gflop_s = e.pct_peak = None
-    fill_ratios(entries, BASELINE, meta.get("peak", {}).get("gflop_s"))
     return entries, meta
