@@ -245,7 +245,6 @@ class CompiledModel:
         self.manifest = manifest
         self.report = report
         self._executable = executable
-        self._params_np = list(params)
         self._target = manifest["target"]
         self._files = files
         if stages is None:  # one TVM stage: the whole model
@@ -349,7 +348,8 @@ class CompiledModel:
 
         if "stages" in self.manifest:
             return artifact.save(path, None, None, self.manifest, files=self._files)
-        return artifact.save(path, self._executable, self._params_np, self.manifest)
+        # The parameters live once, as TVM tensors; save reads them back.
+        return artifact.save(path, self._executable, [p.numpy() for p in self._stages[0].params], self.manifest)
 
     @staticmethod
     def load(path) -> "CompiledModel":
