@@ -1154,17 +1154,24 @@ def _conv_transpose(ctx, n):
     return y
 
 
+def pool_window(ctx, n):
+    """A pooling node's window: spatial rank, kernel, strides, dilations, effective
+    (dilated) kernel, and begin/end pads with auto_pad resolved."""
+    x = n.inputs[0]
+    d = ctx.rank(x) - 2
+    ks = list(ctx.attr(n, "kernel_shape"))
+    strides = list(ctx.attr(n, "strides", None) or [1] * d)
+    dil = list(ctx.attr(n, "dilations", None) or [1] * d)
+    k_eff = [(k - 1) * dl + 1 for k, dl in zip(ks, dil)]
+    pb, pe = _spatial_pads(ctx, n, list(x.type.shape[2:]), k_eff, strides)
+    return d, ks, strides, dil, k_eff, pb, pe
+
+
 def _pool(kind):
     def f(ctx, n):
         x = n.inputs[0]
-        r = ctx.rank(x)
-        d = r - 2
-        ks = list(ctx.attr(n, "kernel_shape"))
-        strides = list(ctx.attr(n, "strides", None) or [1] * d)
-        dil = list(ctx.attr(n, "dilations", None) or [1] * d)
+        d, ks, strides, dil, k_eff, pb, pe = pool_window(ctx, n)
         ceil = bool(ctx.attr(n, "ceil_mode", 0))
-        k_eff = [(k - 1) * dl + 1 for k, dl in zip(ks, dil)]
-        pb, pe = _spatial_pads(ctx, n, list(x.type.shape[2:]), k_eff, strides)
         if len(n.outputs) > 1 and n.outputs[1] is not None:
             raise ctx.fail("MaxPool's Indices output is not supported")
         e = ctx.get(x)

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import DType
-from .lowering import _dt, _R, _reg, _spatial_pads, _tir
+from .lowering import _dt, _R, _reg, _tir, pool_window
 
 
 def _axis(ctx, n, name, r, default=0):
@@ -598,14 +598,8 @@ def _lp_pool(ctx, n):
     from tvm import te
 
     x = n.inputs[0]
-    r = ctx.rank(x)
-    d = r - 2
-    ks = list(ctx.attr(n, "kernel_shape"))
-    strides = list(ctx.attr(n, "strides", None) or [1] * d)
-    dil = list(ctx.attr(n, "dilations", None) or [1] * d)
+    d, ks, strides, dil, k_eff, pb, _ = pool_window(ctx, n)
     p = ctx.attr(n, "p", 2)
-    k_eff = [(k - 1) * dl + 1 for k, dl in zip(ks, dil)]
-    pb, _ = _spatial_pads(ctx, n, list(x.type.shape[2:]), k_eff, strides)
     oshape = ctx.out_shape(n)
     if any(isinstance(o, int) and o < 0 for o in oshape):
         raise ctx.fail("LpPool needs a known output shape")
