@@ -778,11 +778,19 @@ def _gather(ctx, n):
         c = np.where(c < 0, c + dim, c).astype(np.int64)
         ie = ctx.array(c, idx.name)
     else:
-        ie = ctx.get(idx)
-        if isinstance(dim, int):
-            ie = ctx.emit(_R().op.where(ctx.emit(_R().op.less(ie, _R().const(0, _dt(idx)))),
-                                        ctx.emit(_R().op.add(ie, _R().const(dim, _dt(idx)))), ie))
+        ie = _wrap_negative(ctx, idx, dim)
     return ctx.emit(_R().op.take(ctx.get(x), ie, axis))
+
+
+def _wrap_negative(ctx, idx: Value, dim):
+    """Indices counted from the end (negative) made non-negative, for an axis of size
+    ``dim`` (left as they are when the size is symbolic)."""
+    ie = ctx.get(idx)
+    if not isinstance(dim, int):
+        return ie
+    R = _R()
+    return ctx.emit(R.op.where(ctx.emit(R.op.less(ie, R.const(0, _dt(idx)))),
+                               ctx.emit(R.op.add(ie, R.const(dim, _dt(idx)))), ie))
 
 
 @_reg("GatherElements")
@@ -792,11 +800,7 @@ def _gather_elements(ctx, n):
     axis = ctx.attr(n, "axis", 0)
     axis = axis + r if axis < 0 else axis
     dim = x.type.shape[axis]
-    ie = ctx.get(idx)
-    if isinstance(dim, int):
-        ie = ctx.emit(_R().op.where(ctx.emit(_R().op.less(ie, _R().const(0, _dt(idx)))),
-                                    ctx.emit(_R().op.add(ie, _R().const(dim, _dt(idx)))), ie))
-    return ctx.emit(_R().op.gather_elements(ctx.get(x), ie, axis))
+    return ctx.emit(_R().op.gather_elements(ctx.get(x), _wrap_negative(ctx, idx, dim), axis))
 
 
 @_reg("Trilu")
