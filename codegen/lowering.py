@@ -276,18 +276,7 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
         in_vars.append(var)
     bb = ctx.bb
     with bb.function(name):  # parameters (inputs, then weights) are given at the end
-        with bb.dataflow():
-            for n in graph.nodes:
-                ctx.node = n
-                _lower_node(ctx, n)
-            ctx.node = None
-            outs = []
-            for o in graph.outputs:
-                e = ctx.get(o)
-                if not isinstance(e, relax.DataflowVar):
-                    e = bb.emit(relax.op.add(e, relax.const(0, tvm_dtype(o.type.dtype)))) if o.type.dtype is not DType.BOOL \
-                        else bb.emit(relax.op.logical_and(e, relax.const(True, "bool")))
-                outs.append(bb.emit_output(e))
+        outs = emit_body(ctx, graph, fresh_outputs=True)
         result = outs[0] if len(outs) == 1 else relax.Tuple(outs)
         bb.emit_func_output(result, params=in_vars + ctx.param_vars)
     mod = bb.get()
@@ -676,6 +665,8 @@ def _split(ctx, n):
 def _slice(ctx, n):
     x = n.inputs[0]
     r = ctx.rank(x)
+    if any(len(n.inputs) > i and n.inputs[i] is not None and ctx.const_of(n.inputs[i]) is None for i in (1, 2, 3, 4)):
+        return _slice_dynamic(ctx, n, r)
     starts = ctx.ints_input(n, 1, "starts")
     ends = ctx.ints_input(n, 2, "ends")
     axes = ctx.ints_input(n, 3, "axes") or list(range(len(starts)))
@@ -694,6 +685,42 @@ def _slice(ctx, n):
         e2.append(max(-lim, min(lim, e)))
         s2.append(s)
     return ctx.emit(_R().op.strided_slice(ctx.get(x), a2, b2, e2, s2))
+
+
+def _slice_dynamic(ctx, n, r: int):
+    """Slice with starts, ends, axes or steps computed at run time: relax's
+    dynamic_strided_slice (its shape function clamps the indices as ONNX does) over
+    full-rank index vectors scattered from the given ones, bound to the IR's type."""
+    from .lowering_control import _settle
+
+    R = _R().op
+
+    def given(i):
+        v = n.inputs[i] if len(n.inputs) > i else None
+        if v is None:
+            return None
+        e = ctx.get(v)
+        return e if v.type.dtype is DType.INT64 else ctx.emit(R.astype(e, "int64"))
+
+    axes = given(3)
+    if axes is None:
+        axes = ctx.emit(R.arange(0, _len1(ctx, n.inputs[1]), 1, "int64"))
+    else:
+        axes = ctx.emit(R.where(R.less(axes, _scalar(ctx, 0, "int64")), R.add(axes, _scalar(ctx, r, "int64")), axes))
+
+    def full(i, fill):
+        base = ctx.array(np.full(r, fill, np.int64))
+        v = given(i)
+        return base if v is None else ctx.emit(R.scatter_elements(base, axes, v, 0))
+
+    out = ctx.emit(R.dynamic_strided_slice(ctx.get(n.inputs[0]), full(1, 0), full(2, 2**62), full(4, 1)))
+    return _settle(ctx, out, n.outputs[0])
+
+
+def _len1(ctx, v: Value) -> int:
+    if v.type.shape is None or not isinstance(v.type.shape[0], int):
+        raise ctx.fail(f"%{v.name} has a length unknown at compile time")
+    return v.type.shape[0]
 
 
 def _norm_slice(b, e, s, dim):
@@ -1366,3 +1393,4 @@ def _lower_fused_group(ctx, n):
 
 
 from . import lowering_ops_extra as _lowering_ops_extra  # noqa: E402,F401  (registers more ops)
+from .lowering_control import emit_body  # noqa: E402  (also registers If and Loop)
