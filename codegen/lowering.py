@@ -713,7 +713,25 @@ def _slice_dynamic(ctx, n, r: int):
         v = given(i)
         return base if v is None else ctx.emit(R.scatter_elements(base, axes, v, 0))
 
-    out = ctx.emit(R.dynamic_strided_slice(ctx.get(n.inputs[0]), full(1, 0), full(2, 2**62), full(4, 1)))
+    x = ctx.get(n.inputs[0])
+    b, e, s = full(1, 0), full(2, 2**62), full(4, 1)
+    # Clamp as ONNX does, and make empty slices explicit (end = begin): TVM's shape function
+    # would give them a negative length. With a negative step, "before the first element"
+    # must be -(dim + 1), since TVM wraps a plain -1 to the last element.
+    d = ctx.emit(R.shape_to_tensor(R.shape_of(x)))
+    zero, one = _scalar(ctx, 0, "int64"), _scalar(ctx, 1, "int64")
+    neg = ctx.emit(R.less(s, zero))
+    lo = ctx.emit(R.where(neg, R.negative(ctx.array(np.ones(r, np.int64))), ctx.array(np.zeros(r, np.int64))))
+    hi = ctx.emit(R.where(neg, R.subtract(d, one), d))
+
+    def canon(v):
+        v = ctx.emit(R.where(R.less(v, zero), R.add(v, d), v))
+        return ctx.emit(R.minimum(R.maximum(v, lo), hi))
+
+    b, e = canon(b), canon(e)
+    e = ctx.emit(R.where(neg, R.minimum(e, b), R.maximum(e, b)))
+    e = ctx.emit(R.where(R.logical_and(neg, R.less(e, zero)), R.negative(R.add(d, one)), e))
+    out = ctx.emit(R.dynamic_strided_slice(x, b, e, s))
     return _settle(ctx, out, n.outputs[0])
 
 
@@ -787,10 +805,30 @@ def _constant_of_shape(ctx, n):
 def _range(ctx, n):
     vals = [ctx.const_of(v) for v in n.inputs]
     if any(v is None for v in vals):
-        raise ctx.fail("start, limit and delta must be constants")
+        return _range_dynamic(ctx, n)
     start, limit, delta = (np.asarray(v).item() for v in vals)
     arr = np.arange(start, limit, delta).astype(n.outputs[0].type.dtype.numpy)
     return ctx.array(arr, n.outputs[0].name)
+
+
+def _range_dynamic(ctx, n):
+    """Range with bounds computed at run time: the count max(ceil((limit - start) / delta), 0)
+    becomes a shape (a symbol bound at run time), then start + arange(count) * delta."""
+    from .lowering_control import _settle
+
+    R = _R().op
+    dt = _dt(n.outputs[0])
+    start, limit, delta = (ctx.get(v) for v in n.inputs)
+    f = "float64" if n.outputs[0].type.dtype.is_float else None
+    span = ctx.emit(R.divide(R.subtract(R.astype(limit, f or "float64"), R.astype(start, f or "float64")),
+                             R.astype(delta, f or "float64")))
+    count = ctx.emit(R.maximum(R.astype(R.ceil(span), "int64"), _scalar(ctx, 0, "int64")))
+    shape = ctx.emit(R.tensor_to_shape(R.reshape(count, [1])))
+    k = ctx.tvm.tirx.Var(_safe(n.outputs[0].name) + "_len", "int64")
+    ctx.bb.match_cast(shape, _R().ShapeType([k]))
+    steps = ctx.emit(R.arange(0, k, 1, dt))
+    out = ctx.emit(R.add(R.reshape(start, []), R.multiply(steps, R.reshape(delta, []))))
+    return _settle(ctx, out, n.outputs[0])
 
 
 @_reg("Gather")

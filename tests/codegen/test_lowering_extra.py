@@ -458,3 +458,34 @@ def test_topk_sweep():
             consts[f"k{i}"] = np.array([k], np.int64)
             outs += [f"v{i}", f"i{i}"]
         check(nodes, {"x": x}, outs, consts)
+
+
+def test_slice_with_runtime_indices():
+    """starts/ends/axes/steps given as graph inputs (dynamic_strided_slice): negative and
+    out-of-range indices, negative steps, negative axes, omitted axes and steps; one build,
+    several index sets."""
+    from graphopt.codegen.compiler import compile_model
+
+    x = rand(5, 6, 4)
+    g = make_graph([N("Slice", ["x", "st", "en", "ax", "sp"], ["y"]), N("Slice", ["x", "st", "en"], ["z"])],
+                   {"x": x, "st": np.array([1, -4], np.int64), "en": np.array([4, 100], np.int64),
+                    "ax": np.array([0, 1], np.int64), "sp": np.array([1, 1], np.int64)}, ["y", "z"])
+    model = compile_model(g, "cpu", opt_level=None)
+    for st, en, ax, sp in [([1, -4], [4, 100], [0, 1], [1, 1]), ([-1, 0], [-100, 6], [0, -1], [-2, 3]),
+                           ([9, 2], [10, -1], [-3, 2], [1, 1]), ([0, 5], [5, 0], [1, 2], [2, -1])]:
+        feeds = {"x": x, "st": np.array(st, np.int64), "en": np.array(en, np.int64), "ax": np.array(ax, np.int64),
+                 "sp": np.array(sp, np.int64)}
+        check_against_oracle(g, feeds, model=model)
+
+
+def test_range_with_runtime_bounds():
+    """Range whose start/limit/delta are graph inputs: the length is bound at run time
+    (empty, negative delta, fractional float steps), one build for all."""
+    from graphopt.codegen.compiler import compile_model
+
+    for dt in (np.float32, np.int64):
+        args = {"a": np.array(1, dt), "b": np.array(7, dt), "d": np.array(2, dt)}
+        g = make_graph([N("Range", ["a", "b", "d"], ["y"])], args, ["y"])
+        model = compile_model(g, "cpu", opt_level=None)
+        for a, b, d in [(1, 7, 2), (5, -3, -3), (4, 4, 1), (3, 1, 1)] + ([(0.5, 2.2, 0.3)] if dt == np.float32 else []):
+            check_against_oracle(g, {"a": np.array(a, dt), "b": np.array(b, dt), "d": np.array(d, dt)}, model=model)
