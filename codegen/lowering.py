@@ -1326,20 +1326,35 @@ def _bcast_param(ctx, v: Optional[Value], norm_shape: list, dt: str, fill: float
     return ctx.emit(_R().op.broadcast_to(ctx.get(v), norm_shape))
 
 
+def _onnx_dtype(code: int) -> DType:
+    from ..ops.defs._dtypes import dtype_from_onnx
+
+    return dtype_from_onnx(code)
+
+
 @_reg("LayerNormalization")
 def _layer_norm(ctx, n):
     x = n.inputs[0]
     r = ctx.rank(x)
     axis = ctx.attr(n, "axis", -1)
     axis = axis + r if axis < 0 else axis
-    if any(o is not None for o in n.outputs[1:]):
-        raise ctx.fail("LayerNormalization's Mean/InvStdDev outputs are not supported")
     eps = ctx.attr(n, "epsilon", 1e-5)
     dt = _dt(x)
     norm_shape = ctx.shape_of(x)[axis:]
     g = _bcast_param(ctx, n.inputs[1], norm_shape, dt, 1.0)
     b = _bcast_param(ctx, n.inputs[2] if len(n.inputs) > 2 else None, norm_shape, dt, 0.0)
-    return ctx.emit(_R().op.nn.layer_norm(ctx.get(x), g, b, list(range(axis, r)), eps))
+    axes = list(range(axis, r))
+    if all(o is None for o in n.outputs[1:]):
+        return ctx.emit(_R().op.nn.layer_norm(ctx.get(x), g, b, axes, eps))
+    # Mean and InvStdDev wanted too: spelled out in the stash type, as ONNX defines them.
+    R = _R().op
+    st = tvm_dtype(_onnx_dtype(ctx.attr(n, "stash_type", 1)))
+    xs = ctx.emit(R.astype(ctx.get(x), st))
+    mean = ctx.emit(R.mean(xs, axes, keepdims=True))
+    xc = ctx.emit(R.subtract(xs, mean))
+    inv = ctx.emit(R.rsqrt(R.add(R.mean(R.multiply(xc, xc), axes, keepdims=True), _scalar(ctx, eps, st))))
+    y = ctx.emit(R.add(R.multiply(R.astype(R.multiply(xc, inv), dt), g), b))
+    return [y, mean, inv]
 
 
 @_reg("InstanceNormalization")

@@ -489,3 +489,16 @@ def test_range_with_runtime_bounds():
         model = compile_model(g, "cpu", opt_level=None)
         for a, b, d in [(1, 7, 2), (5, -3, -3), (4, 4, 1), (3, 1, 1)] + ([(0.5, 2.2, 0.3)] if dt == np.float32 else []):
             check_against_oracle(g, {"a": np.array(a, dt), "b": np.array(b, dt), "d": np.array(d, dt)}, model=model)
+
+
+def test_layer_norm_mean_and_inv_std_dev_outputs():
+    x = rand(2, 3, 8)
+    nodes, outs = [], []
+    for i, axis in enumerate([-1, 1]):
+        nodes.append(N("LayerNormalization", ["x", f"g{i}", f"b{i}"], [f"y{i}", f"m{i}", f"s{i}"], axis=axis,
+                       epsilon=1e-3))
+        outs += [f"y{i}", f"m{i}", f"s{i}"]
+    consts = {"g0": rand(8), "b0": rand(8), "g1": rand(3, 8), "b1": rand(3, 8)}
+    check(nodes, {"x": x}, outs, consts)
+    check([N("LayerNormalization", ["h", "gh"], ["yh", "mh", "sh"])], {"h": rand(4, 6, dt=np.float16)},
+          ["yh", "mh", "sh"], {"gh": rand(6, dt=np.float16)})
