@@ -112,6 +112,9 @@ class Ctx:
         self.param_vals: list[np.ndarray] = []
         self.param_names: list[str] = []
         self.node: Optional[Node] = None
+        # (nodes, last reader index by value id, segment start, node being lowered): set by
+        # emit_body for the dataflow block being built, read by barrier().
+        self.segment: Optional[tuple] = None
 
     # symbols -----------------------------------------------------------
     def sym(self, name: str):
@@ -171,6 +174,28 @@ class Ctx:
 
     def emit(self, expr):
         return self.bb.emit(expr)
+
+    def barrier(self, keep=()) -> list:
+        """End the dataflow block here and open another, so that TVM cannot fuse (nor
+        reorder) what follows with what came before; returns ``keep`` usable after it.
+        Needed before binding a symbol with match_cast: FuseOps tracks dependencies through
+        variables, not symbols, and may hoist a use of the symbol above its binding."""
+        from tvm import relax
+
+        bb, seg = self.bb, self.segment
+        if seg is None or not bb.current_block_is_dataflow():
+            return list(keep)
+        nodes, last_read, start, pos = seg
+        for n in nodes[start:pos]:
+            for o in n.outputs:
+                if o is not None and last_read.get(id(o), -1) >= pos and isinstance(self.env.get(id(o)), relax.DataflowVar):
+                    self.env[id(o)] = bb.emit_output(self.env[id(o)])
+        kept = [bb.emit_output(e) if isinstance(e, relax.DataflowVar) else e for e in keep]
+        block = bb._end_block()
+        if len(block.bindings) > 0:
+            bb._func._blocks.append(block)
+        bb._begin_dataflow_block()
+        return kept
 
     def te(self, fn, *args, **kwargs):
         return self.bb.emit_te(fn, *args, **kwargs)
@@ -311,6 +336,13 @@ def _lower_node(ctx: Ctx, n: Node) -> None:
         if i >= len(res) or res[i] is None:
             raise ctx.fail(f"output {i} (%{o.name}) is not supported")
         e = res[i]
+        ty = getattr(e, "ty", None)
+        if isinstance(ty, ctx.relax.TensorType) and ty.shape is None and ty.ndim >= 0:
+            # Relax lost the shape (it could not prove dims of different names equal): bind
+            # it to the IR's type, checked at run time, so that later ops see a shape.
+            from .lowering_control import _settle
+
+            e = _settle(ctx, e, o)
         _check_shape(ctx, o, e)
         ctx.env[id(o)] = e
 
@@ -603,12 +635,78 @@ def _prelu(ctx, n):
 
 
 # --------------------------------------------------------------------------- shape ops
+def relax_dims(e) -> Optional[list]:
+    """The dims (ints or PrimExprs) of a relax tensor expression; None if unknown."""
+    from tvm import relax
+
+    ty = getattr(e, "ty", None)
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    return [int(d.value) if hasattr(d, "value") else d for d in ty.shape.values]
+
+
+def runtime_shape(ctx, t, rank: int, out: Value, keep=()):
+    """A 1-D int64 tensor computed at run time as the relax shape of ``out``: bound (and
+    checked at run time) to the IR's dims of ``out`` where it has them, else to fresh
+    symbols, so that the ops consuming it get symbolic, not unknown, shapes. Also returns
+    ``keep`` made usable after the barrier the binding needs."""
+    from tvm import relax
+
+    shp = ctx.emit(_R().op.tensor_to_shape(t))
+    shp, *kept = ctx.barrier([shp, *keep])
+    ir = out.type.shape if out.type.shape is not None and len(out.type.shape) == rank else [None] * rank
+    dims = [d if isinstance(d, int) else ctx.sym(d) if isinstance(d, str)
+            else ctx.tvm.tirx.Var(f"{_safe(out.name)}_d{k}", "int64") for k, d in enumerate(ir)]
+    ctx.bb.match_cast(shp, relax.ShapeType(dims))
+    return relax.ShapeExpr(dims), kept
+
+
+def _shape_tensor(ctx, x):
+    return ctx.emit(_R().op.shape_to_tensor(_R().op.shape_of(x)))
+
+
+def _shape_len(ctx, v: Value) -> int:
+    if v.type.shape is None or len(v.type.shape) != 1 or not isinstance(v.type.shape[0], int):
+        raise ctx.fail(f"shape input %{v.name} must be 1-D of a length known at compile time")
+    return v.type.shape[0]
+
+
 @_reg("Reshape")
 def _reshape(ctx, n):
+    """The target from the shape input and relax's own dims of the data (a 0 copies one),
+    not from the IR's symbols: relax knows how the dims relate where the IR has fresh names."""
+    R = _R().op
+    x = ctx.get(n.inputs[0])
+    xd = relax_dims(x)
+    allowzero = ctx.attr(n, "allowzero", 0)
+    s = ctx.const_of(n.inputs[1])
+    if s is not None and xd is not None:
+        s = [int(v) for v in np.asarray(s).reshape(-1)]
+        if not allowzero and any(v == 0 and i >= len(xd) for i, v in enumerate(s)):
+            raise ctx.fail(f"shape {s} copies a dim (0) past the data's rank {len(xd)}")
+        return ctx.emit(R.reshape(x, [xd[i] if v == 0 and not allowzero else v for i, v in enumerate(s)]))
+    if s is not None:
+        return ctx.emit(R.reshape(x, ctx.out_shape(n)))
+    # Computed at run time: apply 0 (copy) and -1 (infer) to the shape tensor itself.
+    r_out = _shape_len(ctx, n.inputs[1])
+    t = ctx.get(n.inputs[1])
+    xs = _shape_tensor(ctx, x)
+    r_in = ctx.rank(n.inputs[0])
+    same = ctx.emit(R.strided_slice(xs, [0], [0], [min(r_in, r_out)]))
+    if r_out > r_in:
+        same = ctx.emit(R.concat([same, ctx.array(np.ones(r_out - r_in, np.int64))], 0))
+    zero, minus = _scalar(ctx, 0, "int64"), _scalar(ctx, -1, "int64")
+    if not allowzero:
+        t = ctx.emit(R.where(R.equal(t, zero), same, t))
+    known = ctx.emit(R.prod(R.where(R.equal(t, minus), _scalar(ctx, 1, "int64"), t)))
+    t = ctx.emit(R.where(R.equal(t, minus), R.divide(R.prod(xs), known), t))
+    shape, (x,) = runtime_shape(ctx, t, r_out, n.outputs[0], keep=[x])
+    return ctx.emit(R.reshape(x, shape))
+
+
+@_reg("Flatten")
+def _flatten(ctx, n):
     return ctx.emit(_R().op.reshape(ctx.get(n.inputs[0]), ctx.out_shape(n)))
-
-
-_TABLE["Flatten"] = _reshape
 
 
 @_reg("Squeeze", "Unsqueeze")
@@ -755,7 +853,27 @@ def _norm_slice(b, e, s, dim):
 
 @_reg("Expand")
 def _expand(ctx, n):
-    return ctx.emit(_R().op.broadcast_to(ctx.get(n.inputs[0]), ctx.out_shape(n)))
+    """Broadcast relax's own dims of the data with the shape input (see Reshape)."""
+    R = _R().op
+    x = ctx.get(n.inputs[0])
+    xd = relax_dims(x)
+    s = ctx.const_of(n.inputs[1])
+    if s is not None and xd is not None:
+        s = [int(v) for v in np.asarray(s).reshape(-1)]
+        r = max(len(s), len(xd))
+        xd = [1] * (r - len(xd)) + xd
+        s = [1] * (r - len(s)) + s
+        return ctx.emit(R.broadcast_to(x, [a if b == 1 else b for a, b in zip(xd, s)]))
+    r_s, r_x = _shape_len(ctx, n.inputs[1]), ctx.rank(n.inputs[0])
+    r = max(r_s, r_x)
+    t, xs = ctx.get(n.inputs[1]), _shape_tensor(ctx, x)
+    if r_s < r:
+        t = ctx.emit(R.concat([ctx.array(np.ones(r - r_s, np.int64)), t], 0))
+    if r_x < r:
+        xs = ctx.emit(R.concat([ctx.array(np.ones(r - r_x, np.int64)), xs], 0))
+    t = ctx.emit(R.where(R.equal(t, _scalar(ctx, 1, "int64")), xs, t))
+    shape, (x,) = runtime_shape(ctx, t, r, n.outputs[0], keep=[x])
+    return ctx.emit(R.broadcast_to(x, shape))
 
 
 @_reg("Tile")
@@ -792,9 +910,10 @@ def _size(ctx, n):
 
 @_reg("ConstantOfShape")
 def _constant_of_shape(ctx, n):
-    shape = ctx.out_shape(n)
-    if any(isinstance(d, int) and d < 0 for d in shape):
-        raise ctx.fail("the shape input must be a constant")
+    if ctx.const_of(n.inputs[0]) is None:
+        shape, _ = runtime_shape(ctx, ctx.get(n.inputs[0]), _shape_len(ctx, n.inputs[0]), n.outputs[0])
+    else:
+        shape = ctx.out_shape(n)
     val = ctx.attr(n, "value", None)
     dt = _dt(n.outputs[0])
     v = 0 if val is None else np.asarray(val.numpy()).reshape(-1)[0].item()
@@ -823,10 +942,8 @@ def _range_dynamic(ctx, n):
     span = ctx.emit(R.divide(R.subtract(R.astype(limit, f or "float64"), R.astype(start, f or "float64")),
                              R.astype(delta, f or "float64")))
     count = ctx.emit(R.maximum(R.astype(R.ceil(span), "int64"), _scalar(ctx, 0, "int64")))
-    shape = ctx.emit(R.tensor_to_shape(R.reshape(count, [1])))
-    k = ctx.tvm.tirx.Var(_safe(n.outputs[0].name) + "_len", "int64")
-    ctx.bb.match_cast(shape, _R().ShapeType([k]))
-    steps = ctx.emit(R.arange(0, k, 1, dt))
+    shape, (start, delta) = runtime_shape(ctx, ctx.emit(R.reshape(count, [1])), 1, n.outputs[0], keep=[start, delta])
+    steps = ctx.emit(R.arange(0, shape.values[0], 1, dt))
     out = ctx.emit(R.add(R.reshape(start, []), R.multiply(steps, R.reshape(delta, []))))
     return _settle(ctx, out, n.outputs[0])
 

@@ -97,10 +97,10 @@ def emit_body(ctx: Ctx, graph: Graph, *, fresh_outputs: bool = False) -> list:
         while j < len(nodes) and not _is_control(nodes[j]):
             j += 1
         with bb.dataflow():
-            for n in nodes[i:j]:
-                ctx.node = n
-                _lower_node(ctx, n)
-            ctx.node = None
+            for k in range(i, j):
+                ctx.node, ctx.segment = nodes[k], (nodes, last_read, i, k)
+                _lower_node(ctx, nodes[k])
+            ctx.node = ctx.segment = None
             for n in nodes[i:j]:
                 for o in n.outputs:
                     if o is not None and last_read.get(id(o), -1) >= j:

@@ -502,3 +502,31 @@ def test_layer_norm_mean_and_inv_std_dev_outputs():
     check(nodes, {"x": x}, outs, consts)
     check([N("LayerNormalization", ["h", "gh"], ["yh", "mh", "sh"])], {"h": rand(4, 6, dt=np.float16)},
           ["yh", "mh", "sh"], {"gh": rand(6, dt=np.float16)})
+
+
+def test_reshape_expand_constant_of_shape_with_runtime_shapes():
+    """Shape inputs computed at run time (graph inputs here): 0 copies a dim, -1 infers
+    one, Expand broadcasts both ways; one build for several shapes."""
+    from graphopt.codegen.compiler import compile_model
+
+    x, e = rand(2, 3, 4), rand(3, 1)
+    feeds = {"x": x, "s": np.array([0, -1], np.int64), "e": e, "t": np.array([2, 1, 5], np.int64),
+             "c": np.array([2, 3], np.int64)}
+    g = make_graph([N("Reshape", ["x", "s"], ["r"]), N("Expand", ["e", "t"], ["ex"]),
+                    N("ConstantOfShape", ["c"], ["z"], value=numpy_helper.from_array(np.array([1.5], np.float32))),
+                    N("Relu", ["r"], ["rr"])], feeds, ["rr", "ex", "z"])
+    model = compile_model(g, "cpu", opt_level=None)
+    for s, t, c in [([0, -1], [2, 1, 5], [2, 3]), ([-1, 4], [1, 3, 3], [0, 1]), ([8, 0], [1, 1, 1], [1, 4])]:
+        f = dict(feeds, s=np.array(s, np.int64), t=np.array(t, np.int64), c=np.array(c, np.int64))
+        check_against_oracle(g, f, model=model)
+
+
+def test_runtime_length_is_bound_before_fused_uses():
+    """A window-function shape: ops before a run-time Range fuse with ops after it; TVM's
+    FuseOps must not hoist that group above the binding of the Range's length."""
+    n_in = {"n": np.array(7, np.int64)}
+    g = make_graph([N("Cast", ["n"], ["nf"], to=TensorProto.FLOAT), N("Div", ["two_pi", "nf"], ["w"]),
+                    N("Range", ["zero", "nf", "one"], ["k"]), N("Mul", ["k", "w"], ["kw"]), N("Cos", ["kw"], ["y"])],
+                   n_in, ["y"], {"two_pi": np.array(6.2831855, np.float32), "zero": np.array(0, np.float32),
+                                 "one": np.array(1, np.float32)})
+    check_against_oracle(g, n_in)
