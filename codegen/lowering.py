@@ -1564,3 +1564,4 @@ def _lower_fused_group(ctx, n):
 
 from . import lowering_ops_extra as _lowering_ops_extra  # noqa: E402,F401  (registers more ops)
 from .lowering_control import emit_body  # noqa: E402  (also registers If and Loop)
+from . import lowering_ops_linalg_vision as _lowering_ops_linalg_vision  # noqa: E402,F401  (Det, NonMaxSuppression)
