@@ -28,14 +28,20 @@ class Unit:
 
 
 def fallback_nodes(graph: Graph) -> list[tuple[str, str]]:
-    """(op, node name) of top-level nodes that need onnxruntime (a node whose subgraph
-    holds an unsupported op counts as a whole)."""
-    from .lowering import fold_for_lowering, unsupported_nodes
+    """(op, node name) of top-level nodes that need onnxruntime: ops without a lowering,
+    and nodes whose lowering refuses them (found by lowering the graph once); a node
+    whose subgraph holds such a node counts as a whole."""
+    from .lowering import LoweringRefusedError, fold_for_lowering, lower, unsupported_nodes
 
-    if not unsupported_nodes(graph):
-        return []
     folded, _ = fold_for_lowering(graph)  # a node that folds away needs no runtime at all
     bad = {nm for _, nm in unsupported_nodes(folded)}
+    if not bad:
+        try:
+            lower(folded, fold=False)
+        except LoweringRefusedError as e:
+            bad = {nm for _, nm in e.ops}
+    if not bad:
+        return []
     out = []
     for n in folded.nodes:
         inner = any(m.name in bad for sg in n.subgraphs() for m in sg.walk())

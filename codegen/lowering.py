@@ -39,6 +39,18 @@ class LoweringError(GraphoptError):
     """A node whose lowering failed; the message names the node and op."""
 
 
+class LoweringRefusedError(LoweringError, UnsupportedOpError):
+    """Nodes of known ops whose lowering refused them (a case it does not handle, e.g. an
+    axes input computed at run time), all of a graph's at once; ``ops`` lists (op, node)
+    as UnsupportedOpError does, ``reasons`` each node's message."""
+
+    def __init__(self, refused: list[tuple[str, str, str]], where: str = ""):
+        UnsupportedOpError.__init__(self, [(op, node) for op, node, _ in refused], where)
+        self.reasons = [why for _, _, why in refused]
+        prefix = f"{where}: " if where else ""
+        self.args = (f"{prefix}{len(refused)} node(s) cannot be lowered: " + "; ".join(self.reasons),)
+
+
 _DT = {
     DType.FLOAT32: "float32", DType.FLOAT16: "float16", DType.FLOAT64: "float64", DType.BFLOAT16: "bfloat16",
     DType.INT8: "int8", DType.INT16: "int16", DType.INT32: "int32", DType.INT64: "int64", DType.UINT8: "uint8",
@@ -115,6 +127,9 @@ class Ctx:
         # (nodes, last reader index by value id, segment start, node being lowered): set by
         # emit_body for the dataflow block being built, read by barrier().
         self.segment: Optional[tuple] = None
+        # (op, node, message) of nodes whose lowering refused them, when lower() collects
+        # them all before failing; None: fail at the first.
+        self.refused: Optional[list] = None
 
     # symbols -----------------------------------------------------------
     def sym(self, name: str):
@@ -294,6 +309,7 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
     if bad:
         raise UnsupportedOpError(bad, f"graph {graph.name!r}")
     ctx = Ctx(graph, {})
+    ctx.refused = []
     in_vars = []
     for v in graph.inputs:
         var = relax.Var(_safe(v.name), ctx.sinfo(v))
@@ -304,6 +320,8 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
         outs = emit_body(ctx, graph, fresh_outputs=True)
         result = outs[0] if len(outs) == 1 else relax.Tuple(outs)
         bb.emit_func_output(result, params=in_vars + ctx.param_vars)
+    if ctx.refused:
+        raise LoweringRefusedError(ctx.refused, f"graph {graph.name!r}")
     mod = bb.get()
     return Lowered(mod, [v.name for v in graph.inputs], [o.name for o in graph.outputs], ctx.param_vals,
                    ctx.param_names, nfold)
@@ -322,12 +340,15 @@ def _lower_node(ctx: Ctx, n: Node) -> None:
         else:
             raise UnsupportedOpError([(n.qualified_op, n.name)])
     try:
-        res = fn(ctx, n)
-    except (GraphoptError, UnsupportedOpError):
-        raise
-    except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ctx.fail(f"lowering failed: {type(e).__name__}: {msg}") from e
+        try:
+            res = fn(ctx, n)
+        except (GraphoptError, UnsupportedOpError):
+            raise
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ctx.fail(f"lowering failed: {type(e).__name__}: {msg}") from e
+    except LoweringError as e:
+        res = _refuse(ctx, n, e)
     if not isinstance(res, (list, tuple)):
         res = [res]
     for i, o in enumerate(n.outputs):
@@ -345,6 +366,21 @@ def _lower_node(ctx: Ctx, n: Node) -> None:
             e = _settle(ctx, e, o)
         _check_shape(ctx, o, e)
         ctx.env[id(o)] = e
+
+
+def _refuse(ctx: Ctx, n: Node, e: LoweringError) -> list:
+    """Record a refused node and stand zeros of its IR types in for its outputs, so that
+    lowering goes on and finds every other refusal (lower() then fails listing all).
+    Fails at once where that cannot be done: not collecting, an output of unknown rank,
+    or a control-flow node (its functions may be half-built)."""
+    from .lowering_control import CONTROL_OPS
+
+    if ctx.refused is None or n.op_type in CONTROL_OPS or any(
+            o is not None and o.type.shape is None for o in n.outputs):
+        raise e
+    ctx.refused.append((n.qualified_op, n.name, str(e)))
+    return [None if o is None else ctx.emit(_R().op.zeros(ctx.shape_of(o), tvm_dtype(o.type.dtype)))
+            for o in n.outputs]
 
 
 def _check_shape(ctx: Ctx, o: Value, e) -> None:

@@ -134,6 +134,7 @@ class _SubCtx(Ctx):
         self.bb = parent.bb
         self.parent = parent
         self.routed: list = []   # per entry of param_vars: the expression the caller passes
+        self.refused = parent.refused
 
     def param(self, arr, hint: str):
         var = super().param(arr, hint)

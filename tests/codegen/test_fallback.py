@@ -117,3 +117,37 @@ def test_fallback_without_unsupported_ops_is_one_tvm_stage():
     cm = compile_model(graph, opt_level=None, fallback="ort")
     assert cm.report.fallback_nodes == [] and "stages" not in cm.manifest
     np.testing.assert_array_equal(cm(np.array([-1, 2, -3, 4], np.float32)), [0, 2, 0, 4])
+
+
+def _refused_model():
+    """x -> ReduceSum(axes = input a) and TopK(K = input k): ops that lower, but not with
+    axes or K computed at run time."""
+    import graphopt
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("ReduceSum", ["r", "a"], ["s"], name="sum_runtime_axes", keepdims=1),
+             helper.make_node("TopK", ["r", "k"], ["v", "i"], name="topk_runtime_k"),
+             helper.make_node("Neg", ["s"], ["y"], name="neg")]
+    g = helper.make_graph(nodes, "refused", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5]),
+                                             helper.make_tensor_value_info("a", TensorProto.INT64, [1]),
+                                             helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 1]),
+                           helper.make_tensor_value_info("v", TensorProto.FLOAT, [3, 2])])
+    return graphopt.import_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_refused_nodes_are_listed_at_once_and_fall_back():
+    from graphopt.codegen.compiler import compile_model
+    from graphopt.codegen.lowering import LoweringRefusedError
+    from graphopt.testing import assert_close, run_reference
+
+    graph = _refused_model()
+    with pytest.raises(LoweringRefusedError) as ei:
+        compile_model(graph, opt_level=None)
+    msg = str(ei.value)
+    assert "sum_runtime_axes" in msg and "topk_runtime_k" in msg and "computed at run time" in msg, msg
+    cm = compile_model(graph, opt_level=None, fallback="ort")
+    assert cm.report.fallback_nodes == ["sum_runtime_axes", "topk_runtime_k"]
+    x = {"x": np.random.default_rng(3).standard_normal((3, 5)).astype(np.float32), "a": np.array([1], np.int64),
+         "k": np.array([2], np.int64)}
+    assert_close(run_reference(graph, x), cm.run(**x), ["y", "v"])
