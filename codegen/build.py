@@ -49,12 +49,16 @@ def schedule(mod, target, target_name: str, database=None, stats: Optional[Build
             if gv.name_hint in before and not before[gv.name_hint].same_as(f):
                 tuned.add(gv.name_hint)
         stats.from_database = len(tuned)
-    if target_name == "cuda":
+    from .target import target_kind
+
+    if target_kind(target_name) == "cuda":
         from tvm.s_tir import dlight as dl
 
         with target:
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
+        stats.kernels = sum(1 for f in mod.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
+        stats.scheduled = {"dlight": stats.kernels - stats.from_database}
         return mod
     from .schedules import schedule_module
 

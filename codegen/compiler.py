@@ -102,11 +102,13 @@ def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Grap
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
                   progress: bool = False) -> "CompiledModel":
-    from .target import make_target, target_key
+    from .target import cuda_available, make_target, target_key, target_kind
 
     if fallback not in (None, "none", "ort"):
         raise GraphoptError(f"unknown fallback {fallback!r}; expected 'ort' or none")
     tgt = make_target(target)
+    if (tune_trials or tune_time) and target_kind(target) == "cuda" and not cuda_available():
+        raise GraphoptError(f"target {target!r}: tuning measures candidates on the GPU, and none is visible")
     graph, digest = to_graph(model)
     report = CompileReport(target=target_key(target))
     t0 = time.perf_counter()
@@ -171,7 +173,7 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
     from .lowering import lower
 
     t0 = time.perf_counter()
-    lowered = lower(graph)
+    lowered = lower(graph, target=target)
     report.lower_s += time.perf_counter() - t0
     report.folded += lowered.folded
     database = None
@@ -204,22 +206,42 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
 
 
 class _TvmStage:
+    """One TVM executable with its parameters on the target's device. Compiled for a GPU
+    this machine lacks (``cuda:sm_XX``), it keeps the parameters on the host, can be saved,
+    and refuses to run."""
+
     def __init__(self, executable, params, inputs, outputs, target: str):
+        from .target import cuda_available, target_kind
+
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self.target, self.executable = target, executable
+        self.params: Optional[list] = None     # TVM tensors on the device, once attached
+        self._host = list(params)
+        if target_kind(target) == "cpu" or cuda_available():
+            self._attach()
+
+    def _attach(self) -> None:
         import tvm
         from tvm import relax
 
         from .target import device_for
 
-        self.inputs, self.outputs = list(inputs), list(outputs)
-        self.dev = device_for(target)
-        self.vm = relax.VirtualMachine(executable, self.dev)
+        self.dev = device_for(self.target)
+        self.vm = relax.VirtualMachine(self.executable, self.dev)
         self.fn = self.vm["main"]
         self.params = [tvm.runtime.tensor(np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p), self.dev)
-                       for p in params]
+                       for p in self._host]
+        self._host = None  # the parameters live once
+
+    def host_params(self) -> list:
+        return [p.numpy() for p in self.params] if self.params is not None else [np.asarray(p) for p in self._host]
 
     def run(self, env: dict) -> None:
         import tvm
 
+        if self.params is None:
+            raise GraphoptError(f"compiled for {self.target}, and no CUDA GPU is visible here: save the model "
+                                "and run it on a machine with that GPU")
         args = []
         for k in self.inputs:
             a = np.asarray(env[k])  # (np.ascontiguousarray would make a 0-d array 1-d)
@@ -349,7 +371,7 @@ class CompiledModel:
         if "stages" in self.manifest:
             return artifact.save(path, None, None, self.manifest, files=self._files)
         # The parameters live once, as TVM tensors; save reads them back.
-        return artifact.save(path, self._executable, [p.numpy() for p in self._stages[0].params], self.manifest)
+        return artifact.save(path, self._executable, self._stages[0].host_params(), self.manifest)
 
     @staticmethod
     def load(path) -> "CompiledModel":
@@ -357,11 +379,12 @@ class CompiledModel:
 
         from . import artifact
 
-        manifest, lib, params = artifact.load(path)
-        from .target import cuda_available
+        from .target import cuda_available, target_kind
 
-        if manifest["target"] == "cuda" and not cuda_available():
-            raise artifact.ArtifactError(f"{path}: compiled for CUDA, but no CUDA GPU is visible")
+        target = artifact.read_manifest(path)["target"]
+        if target_kind(target) == "cuda" and not cuda_available():
+            raise artifact.ArtifactError(f"{path}: compiled for {target}, but no CUDA GPU is visible")
+        manifest, lib, params = artifact.load(path)
         if "stages" in manifest:
             stages = []
             for sp in manifest["stages"]:

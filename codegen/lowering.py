@@ -130,6 +130,9 @@ class Ctx:
         # (op, node, message) of nodes whose lowering refused them, when lower() collects
         # them all before failing; None: fail at the first.
         self.refused: Optional[list] = None
+        # graphopt's packed CPU kernels for Conv/Gemm/MatMul with constant weights (their
+        # schedules are CPU ones); off for CUDA, where relax ops meet dlight's rules.
+        self.packed_kernels = True
 
     # symbols -----------------------------------------------------------
     def sym(self, name: str):
@@ -297,9 +300,13 @@ def fold_for_lowering(graph: Graph) -> tuple[Graph, int]:
 
 
 # --------------------------------------------------------------------------- main entry
-def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes: Optional[set] = None) -> Lowered:
-    """Lower ``graph`` to a Relax IRModule. Raises UnsupportedOpError listing every node
-    (with its op) that has no lowering, all at once."""
+def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes: Optional[set] = None,
+          target: str = "cpu") -> Lowered:
+    """Lower ``graph`` to a Relax IRModule for ``target`` (a target name). Raises
+    UnsupportedOpError listing every node (with its op) that has no lowering, or
+    LoweringRefusedError listing every node whose lowering refused it, all at once."""
+    from .target import target_kind
+
     from tvm import relax
 
     nfold = 0
@@ -310,6 +317,7 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
         raise UnsupportedOpError(bad, f"graph {graph.name!r}")
     ctx = Ctx(graph, {})
     ctx.refused = []
+    ctx.packed_kernels = target_kind(target) == "cpu"
     in_vars = []
     for v in graph.inputs:
         var = relax.Var(_safe(v.name), ctx.sinfo(v))
@@ -1235,8 +1243,9 @@ def _const_weight(ctx, b: Optional[Value]) -> Optional[np.ndarray]:
 def _matmul(ctx, n):
     a, b = n.inputs
     bc = _const_weight(ctx, b)
-    if (bc is not None and b.type.shape is not None and len(b.type.shape) == 2 and a.type.shape is not None
-            and len(a.type.shape) >= 2 and a.type.dtype is DType.FLOAT32 and _static(a.type.shape)):
+    if (ctx.packed_kernels and bc is not None and b.type.shape is not None and len(b.type.shape) == 2
+            and a.type.shape is not None and len(a.type.shape) >= 2 and a.type.dtype is DType.FLOAT32
+            and _static(a.type.shape)):
         from . import kernels
 
         K, N = bc.shape
@@ -1263,7 +1272,7 @@ def _gemm(ctx, n):
     ae = ctx.get(a)
     if ta:
         ae = ctx.emit(_R().op.permute_dims(ae, [1, 0]))
-    if bc is not None and a.type.dtype is DType.FLOAT32 and _static(a.type.shape):
+    if ctx.packed_kernels and bc is not None and a.type.dtype is DType.FLOAT32 and _static(a.type.shape):
         from . import kernels
 
         w = bc if tb else bc.T  # [N, K]
@@ -1333,7 +1342,7 @@ def _conv(ctx, n):
     wc = ctx.const_of(w)
     bc = ctx.const_of(b) if b is not None else None
     dt = _dt(x)
-    if d == 2 and wc is not None and x.type.dtype is DType.FLOAT32 and _static(x.type.shape[1:]):
+    if ctx.packed_kernels and d == 2 and wc is not None and x.type.dtype is DType.FLOAT32 and _static(x.type.shape[1:]):
         from . import kernels
 
         y = kernels.emit_conv2d(ctx, ctx.get(x), x.type.shape, wc, strides, dil, groups, pb, pe, n.name)
@@ -1569,6 +1578,7 @@ def _lower_fused_group(ctx, n):
     inner_in = [relax.Var(_safe(v.name), ctx.sinfo(v)) for v in sub.inputs]
     sub_ctx = Ctx(sub, ctx.known)
     sub_ctx.syms = ctx.syms
+    sub_ctx.packed_kernels = ctx.packed_kernels
     sub_ctx.bb = ctx.bb
     for v, var in zip(sub.inputs, inner_in):
         sub_ctx.env[id(v)] = var

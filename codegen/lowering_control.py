@@ -135,6 +135,7 @@ class _SubCtx(Ctx):
         self.parent = parent
         self.routed: list = []   # per entry of param_vars: the expression the caller passes
         self.refused = parent.refused
+        self.packed_kernels = parent.packed_kernels
 
     def param(self, arr, hint: str):
         var = super().param(arr, hint)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 
 from ..errors import GraphoptError
 
-TARGET_NAMES = ("cpu", "cuda")
+TARGET_NAMES = ("cpu", "cuda", "cuda:sm_XX")
 
 
 @dataclass(frozen=True)
@@ -66,29 +67,48 @@ def cuda_available() -> bool:
         return False
 
 
+_CUDA_ARCH = re.compile(r"^cuda:sm_(\d{2,3}[a-z]?)$")
+
+
+def target_kind(name: str) -> str:
+    """``"cpu"`` or ``"cuda"`` for a target name (``cuda:sm_90`` is a cuda target)."""
+    if name in ("cpu", "llvm"):
+        return "cpu"
+    if name == "cuda" or _CUDA_ARCH.match(name):
+        return "cuda"
+    raise GraphoptError(f"unknown target {name!r}; expected cpu, cuda (the GPU of this machine) or "
+                        "cuda:sm_XX (that architecture, no GPU needed to compile)")
+
+
 def make_target(name: str = "cpu"):
-    """A tvm Target for ``"cpu"`` or ``"cuda"`` (errors name the target)."""
+    """A tvm Target for ``"cpu"``, ``"cuda"`` (this machine's GPU) or ``"cuda:sm_XX"``
+    (cross-compiling for that architecture with its usual limits; errors name the target)."""
     import tvm
 
-    if name == "cpu" or name == "llvm":
-        h = host_cpu()
-        return tvm.target.Target({"kind": "llvm", "mcpu": h.mcpu, "num-cores": h.cores})
-    if name == "cuda":
-        if not cuda_available():
-            raise GraphoptError("target 'cuda': no CUDA GPU is visible on this machine")
-        h = host_cpu()
-        host = {"kind": "llvm", "mcpu": h.mcpu, "num-cores": h.cores}
-        dev = tvm.cuda(0)
-        arch = "sm_" + str(dev.compute_version).replace(".", "")
-        return tvm.target.Target({"kind": "cuda", "arch": arch, "max_threads_per_block": int(dev.max_threads_per_block),
-                                  "max_shared_memory_per_block": int(dev.max_shared_memory_per_block),
-                                  "thread_warp_size": 32, "host": host})
-    raise GraphoptError(f"unknown target {name!r}; expected one of {', '.join(TARGET_NAMES)}")
+    h = host_cpu()
+    host = {"kind": "llvm", "mcpu": h.mcpu, "num-cores": h.cores}
+    if target_kind(name) == "cpu":
+        return tvm.target.Target(host)
+    m = _CUDA_ARCH.match(name)
+    if m:
+        return tvm.target.Target({"kind": "cuda", "arch": "sm_" + m.group(1), "max_threads_per_block": 1024,
+                                  "max_shared_memory_per_block": 49152, "thread_warp_size": 32, "host": host})
+    if not cuda_available():
+        raise GraphoptError("target 'cuda': no CUDA GPU is visible on this machine "
+                            "(cuda:sm_XX compiles for a given architecture without one)")
+    dev = tvm.cuda(0)
+    arch = "sm_" + str(dev.compute_version).replace(".", "")
+    return tvm.target.Target({"kind": "cuda", "arch": arch, "max_threads_per_block": int(dev.max_threads_per_block),
+                              "max_shared_memory_per_block": int(dev.max_shared_memory_per_block),
+                              "thread_warp_size": 32, "host": host})
 
 
 def target_key(name: str) -> str:
     """A short, stable description of a target, for cache keys and manifests."""
-    if name == "cuda":
+    if target_kind(name) == "cuda":
+        m = _CUDA_ARCH.match(name)
+        if m:
+            return f"cuda-sm{m.group(1)}"
         import tvm
 
         return f"cuda-sm{str(tvm.cuda(0).compute_version).replace('.', '')}" if cuda_available() else "cuda"
@@ -99,4 +119,4 @@ def target_key(name: str) -> str:
 def device_for(name: str):
     import tvm
 
-    return tvm.cuda(0) if name == "cuda" else tvm.cpu(0)
+    return tvm.cuda(0) if target_kind(name) == "cuda" else tvm.cpu(0)

@@ -40,6 +40,8 @@ import time
 import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .target import target_kind
 from typing import Optional
 
 from ..errors import GraphoptError
@@ -413,7 +415,7 @@ def make_runner(target_name: str):
 
     cfg = EvaluatorConfig(number=3, repeat=1, min_repeat_ms=40, enable_cpu_cache_flush=False)
     return LocalRunner(timeout_sec=120, evaluator_config=cfg,
-                       initializer=_worker_init if target_name != "cuda" else _cuda_worker_init)
+                       initializer=_worker_init if target_kind(target_name) != "cuda" else _cuda_worker_init)
 
 
 def _cuda_worker_init() -> None:
@@ -511,7 +513,7 @@ def existing_database(target, target_name, cache_dir=None):
     winners = [k for k, v in state.items() if not k.startswith("_") and isinstance(v, dict) and v.get("used")]
     if not winners or not (folder / WORKLOADS).exists():
         return None
-    if target_name != "cuda":
+    if target_kind(target_name) != "cuda":
         install_cpu_intrin_stub()
     return _winners_database(open_json_database(folder), target, {k: state[k] for k in winners})
 
@@ -546,7 +548,7 @@ def tune(mod, target, target_name, trials=0, minutes=None, cache_dir=None, progr
     ``minutes``; returns (database for the build or None, info dict)."""
     from tvm.s_tir import meta_schedule as ms
 
-    if target_name != "cuda":
+    if target_kind(target_name) != "cuda":
         install_cpu_intrin_stub()
     trials = int(trials or 0)
     if trials < 0 or (minutes is not None and minutes <= 0):

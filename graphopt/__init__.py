@@ -52,7 +52,7 @@ def trace(model, example_inputs, dynamic_shapes=None, *, kwargs=None) -> Graph:
 
 
 def optimize(model, example_inputs=None, target: str = "cpu", **options):
-    """Compile a model for ``target`` ("cpu" or "cuda") and return a callable.
+    """Compile a model for ``target`` ("cpu", "cuda" or "cuda:sm_XX") and return a callable.
 
     - a ``torch.nn.Module`` (with ``example_inputs``; ``dynamic_shapes=`` as torch.export
       takes it): the result takes and returns torch tensors, in the module's output structure;

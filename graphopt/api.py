@@ -17,7 +17,9 @@ def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: in
              tune_time: Optional[float] = None, fallback: Optional[str] = None, opt_level: Optional[str] = "O2",
              cache_dir=None, progress: bool = False) -> CompiledModel:
     """Compile ``model`` (an .onnx path, bytes, an onnx.ModelProto or a graphopt Graph) for
-    ``target`` ("cpu" or "cuda") and return a callable `CompiledModel`.
+    ``target`` ("cpu", "cuda" for this machine's GPU, or "cuda:sm_XX" to compile for that GPU
+    architecture without one: the result saves, and runs where such a GPU is) and return a
+    callable `CompiledModel`.
 
     ``tune_trials`` / ``tune_time`` (minutes) run MetaSchedule under that budget, with a
     persistent database in ``cache_dir`` (default ``~/.cache/graphopt``); ``fallback="ort"``

@@ -11,7 +11,9 @@ def add_parser(sub) -> None:
                                    "library, the parameters and a manifest.")
     p.add_argument("model", help="an .onnx file")
     p.add_argument("-o", "--output", required=True, help="the artifact folder to write")
-    p.add_argument("--target", default="cpu", choices=["cpu", "cuda"], help="cpu (LLVM, host CPU) or cuda")
+    p.add_argument("--target", default="cpu",
+                   help="cpu (LLVM, host CPU), cuda (this machine's GPU) or cuda:sm_XX (compile for that GPU "
+                        "architecture, e.g. cuda:sm_90 for an H100, without one)")
     p.add_argument("--tune-trials", type=int, default=0, metavar="N", help="tune with MetaSchedule for N trials")
     p.add_argument("--tune-time", type=float, default=None, metavar="MIN", help="tune for at most MIN minutes")
     p.add_argument("--fallback", choices=["none", "ort"], default="none",

@@ -179,3 +179,58 @@ def test_cuda_target():
     cm = optimize(m, target="cuda")
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(cm(x), run_reference(graphopt.import_onnx(m), {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+def _nvcc() -> str | None:
+    import shutil
+
+    return shutil.which("nvcc")
+
+
+@pytest.mark.parametrize("what", ["small", "squeezenet", "control-flow-and-vision"])
+def test_cuda_cross_compile_without_a_gpu(tmp_path, what):
+    """cuda:sm_90 builds (dlight's schedules, nvcc) on a machine without a GPU; the model
+    saves, keeps its parameters, and refuses to run where no GPU is visible."""
+    from graphopt.codegen.compiler import CompiledModel, compile_model
+    from graphopt.codegen.target import cuda_available
+    from graphopt.testing.models import light_model_path
+
+    if _nvcc() is None:
+        pytest.skip("nvcc is not on PATH: TVM needs it to build CUDA kernels")
+    if what == "small":
+        model = _small_model()
+    elif what == "squeezenet":
+        model = str(light_model_path("squeezenet"))
+    else:
+        from onnx import TensorProto, helper
+
+        body = helper.make_graph([helper.make_node("Det", ["m"], ["d"]), helper.make_node("Add", ["acc_in", "d"], ["acc"]),
+                                  helper.make_node("Identity", ["c_in"], ["c_out"])], "body",
+                                 [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                                  helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+                                  helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [2])],
+                                 [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+                                  helper.make_tensor_value_info("acc", TensorProto.FLOAT, [2])])
+        g = helper.make_graph(
+            [helper.make_node("Loop", ["trips", "", "acc0"], ["total"], body=body),
+             helper.make_node("NonMaxSuppression", ["boxes", "scores", "mo"], ["sel"])], "cf",
+            [helper.make_tensor_value_info("m", TensorProto.FLOAT, [2, 3, 3]),
+             helper.make_tensor_value_info("trips", TensorProto.INT64, []),
+             helper.make_tensor_value_info("acc0", TensorProto.FLOAT, [2]),
+             helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 6, 4]),
+             helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 6]),
+             helper.make_tensor_value_info("mo", TensorProto.INT64, [1])],
+            [helper.make_tensor_value_info("total", TensorProto.FLOAT, [2]),
+             helper.make_tensor_value_info("sel", TensorProto.INT64, ["k", 3])])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    cm = compile_model(model, "cuda:sm_90")
+    assert cm.report.kernels > 0 and cm.report.scheduled.get("dlight", 0) > 0, cm.report.summary()
+    assert cm.report.target == "cuda-sm90"
+    out = cm.save(tmp_path / "art")
+    assert json.loads((out / "manifest.json").read_text())["target"] == "cuda:sm_90"
+    if not cuda_available():
+        with pytest.raises(graphopt.GraphoptError, match="no CUDA GPU"):
+            cm.run(*[np.zeros([d if isinstance(d, int) else 1 for d in i["shape"]], i["dtype"])
+                     for i in cm.manifest["inputs"]])
+        with pytest.raises(graphopt.GraphoptError, match="no CUDA GPU"):
+            CompiledModel.load(out)
