@@ -1571,38 +1571,27 @@ def _mvn(ctx, n):
 # --------------------------------------------------------------------------- fused groups
 def _lower_fused_group(ctx, n):
     """A graphopt fused group: its subgraph becomes one Relax function marked Primitive
-    (TVM compiles it as one kernel), called from main."""
+    (TVM compiles it as one kernel), called from main. It is built nested in main's
+    builder, so that the kernels emitted inside are named apart from main's; large
+    constants inside become parameters passed down from main."""
     from tvm import relax
 
+    from .lowering_control import _SubCtx
+
     sub = n.subgraphs()[0]
-    inner_in = [relax.Var(_safe(v.name), ctx.sinfo(v)) for v in sub.inputs]
-    sub_ctx = Ctx(sub, ctx.known)
-    sub_ctx.syms = ctx.syms
-    sub_ctx.packed_kernels = ctx.packed_kernels
-    sub_ctx.bb = ctx.bb
+    sub_ctx = _SubCtx(ctx, sub)
+    inner_in = [relax.Var(_safe(v.name), sub_ctx.sinfo(v)) for v in sub.inputs]
     for v, var in zip(sub.inputs, inner_in):
         sub_ctx.env[id(v)] = var
-    # Lower the body into a separate function with its own builder, then legalize it so
-    # that it holds only call_tir and can be fused as one unit.
-    bb2 = relax.BlockBuilder()
-    sub_ctx.bb = bb2
-    with bb2.function("fused_" + _safe(n.name), inner_in, {"Primitive": 1}):
-        with bb2.dataflow():
+    bb = ctx.bb
+    with bb.function("fused_" + _safe(n.name), attrs={"Primitive": 1}, private=True):
+        with bb.dataflow():
             for inner in sub.nodes:
                 sub_ctx.node = inner
                 _lower_node(sub_ctx, inner)
-            outs = [bb2.emit_output(sub_ctx.get(o)) for o in sub.outputs]
-        bb2.emit_func_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
-    if sub_ctx.param_vars:
-        raise ctx.fail("a fused group with large constants is not supported (hoist them out of the group)")
-    sub_mod = bb2.get()
-    fn = sub_mod["fused_" + _safe(n.name)]
-    for gv, f in sub_mod.functions.items():
-        if gv.name_hint != "fused_" + _safe(n.name):
-            ctx.bb.add_func(f, gv.name_hint)
-    gv = ctx.bb.add_func(fn, "fused_" + _safe(n.name))
-    args = [ctx.get(v) for v in n.inputs]
-    call = ctx.emit(relax.Call(gv, args))
+            outs = [bb.emit_output(sub_ctx.get(o)) for o in sub.outputs]
+        gv = bb.emit_func_output(outs[0] if len(outs) == 1 else relax.Tuple(outs), params=inner_in + sub_ctx.param_vars)
+    call = ctx.emit(relax.Call(gv, [ctx.get(v) for v in n.inputs] + sub_ctx.routed))
     if len(sub.outputs) == 1:
         return [call]
     return [ctx.emit(relax.TupleGetItem(call, i)) for i in range(len(sub.outputs))]

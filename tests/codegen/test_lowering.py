@@ -142,3 +142,32 @@ def test_fused_group_becomes_one_kernel():
     xv = np.random.default_rng(0).uniform(-1, 1, (2, 3)).astype(np.float32)
     yv = np.random.default_rng(1).uniform(-1, 1, (2, 3)).astype(np.float32)
     np.testing.assert_allclose(cm(xv, yv), np.maximum(xv + yv, 0) * xv, rtol=1e-6)
+
+
+def test_fused_group_with_its_own_kernels_and_a_large_constant():
+    """The group's body pads differently from main (both TE kernels, which a separate
+    builder named alike) and holds an 80-element constant (a parameter passed down)."""
+    import numpy as np
+
+    from graphopt.ir import DType, Graph, TensorData, TensorType
+    from codegen_testutil import compile_graph
+
+    g = Graph("g")
+    t, tp = TensorType(DType.FLOAT32, (4, 20)), TensorType(DType.FLOAT32, (4, 22))
+    x = g.add_input("x", t)
+    pads_main = g.add_constant("pads_main", TensorData.from_numpy(np.array([0, 2, 0, 0], np.int64)))
+    pm = g.add_node("Pad", [x, pads_main], [tp], name="pad_main")
+    body = Graph("body", scope=g)
+    a = body.add_input("a", t)
+    w_np = np.linspace(-1, 1, 80).astype(np.float32).reshape(4, 20)
+    w = body.add_constant("w", TensorData.from_numpy(w_np))
+    pads_in = body.add_constant("pads_in", TensorData.from_numpy(np.array([0, 0, 0, 2], np.int64)))
+    mul = body.add_node("Mul", [a, w], [t], name="mul_w")
+    pad = body.add_node("Pad", [mul.output, pads_in], [tp], name="pad_in")
+    body.set_outputs([pad.output])
+    grp = g.add_node("FusedGroup", [x], [tp], {"body": body}, domain="graphopt", name="grp")
+    out = g.add_node("Add", [pm.output, grp.output], [tp], name="add")
+    g.set_outputs([out.output])
+    xv = np.random.default_rng(0).uniform(-1, 1, (4, 20)).astype(np.float32)
+    want = np.pad(xv, [(0, 0), (2, 0)]) + np.pad(xv * w_np, [(0, 0), (0, 2)])
+    np.testing.assert_allclose(compile_graph(g)(xv), want, rtol=1e-6)
