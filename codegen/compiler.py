@@ -395,7 +395,9 @@ class CompiledModel:
                     ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
                     stages.append(_TvmStage(ex, artifact.load_params(path, sp["params"]), sp["inputs"], sp["outputs"],
                                             manifest["target"]))
-            return CompiledModel(manifest, None, [], stages=stages)
+            # The files as they are on disk, so that the loaded model saves again.
+            files = {name: (Path(path) / name).read_bytes() for name in artifact.payload_files(manifest)}
+            return CompiledModel(manifest, None, [], stages=stages, files=files)
         try:
             ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
         except Exception:

@@ -103,6 +103,8 @@ def test_fallback_matches_oracle_and_survives_save_load(tmp_path, two_regions):
     loaded = CompiledModel.load(out)
     assert loaded.fallback_nodes == want
     np.testing.assert_array_equal(loaded.run(**x)[0], cm.run(**x)[0])
+    again = CompiledModel.load(loaded.save(tmp_path / "again"))  # a loaded model saves again
+    np.testing.assert_array_equal(again.run(**x)[0], cm.run(**x)[0])
 
 
 def test_fallback_without_unsupported_ops_is_one_tvm_stage():
