@@ -31,6 +31,7 @@ process and in the runner's workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -543,19 +544,43 @@ def _winners_database(db, target, winners: dict):
     return mem if n else None
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """One process at a time tunes into a database folder: two writers would interleave
+    their records and task state. A second process waits, then finds the work done."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"graphopt: waiting for another process tuning into {folder}", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def tune(mod, target, target_name, trials=0, minutes=None, cache_dir=None, progress=False):
     """Tune the tasks of ``mod`` (a lowered relax module) within ``trials`` and/or
     ``minutes``; returns (database for the build or None, info dict)."""
+    trials = int(trials or 0)
+    if trials < 0 or (minutes is not None and minutes <= 0):
+        raise GraphoptError("the tuning budget must be positive (trials >= 0, minutes > 0)")
+    folder = database_dir(target_name, cache_dir)
+    with folder_lock(folder):
+        return _tune(mod, target, target_name, trials, minutes, folder, progress)
+
+
+def _tune(mod, target, target_name, trials, minutes, folder, progress):
     from tvm.s_tir import meta_schedule as ms
 
     if target_kind(target_name) != "cuda":
         install_cpu_intrin_stub()
-    trials = int(trials or 0)
-    if trials < 0 or (minutes is not None and minutes <= 0):
-        raise GraphoptError("the tuning budget must be positive (trials >= 0, minutes > 0)")
     t_start = time.monotonic()
     deadline = t_start + minutes * 60 if minutes else None
-    folder = database_dir(target_name, cache_dir)
     db = open_json_database(folder)
     state = _load_tasks_state(folder)
     info = TuneInfo(database=str(folder))

@@ -121,3 +121,29 @@ def test_allocate_gives_heaviest_tasks_the_budget():
     assert list(plan) == ["b", "a"] and plan["b"][0] > plan["a"][0] and sum(n for n, _ in plan.values()) <= 64
     plan = allocate(ts, 0, 1.0)
     assert plan["b"][1] > plan["a"][1] and abs(sum(s for _, s in plan.values()) - 60) < 1e-6
+
+
+def test_a_second_tuner_waits_for_the_database_folder(tmp_path, capfd):
+    """Two processes tuning into one database folder would interleave their writes: the
+    second waits (and says so) until the first is done."""
+    import threading
+    import time
+
+    from graphopt.codegen.tuning import folder_lock
+
+    held, order = threading.Event(), []
+
+    def first():
+        with folder_lock(tmp_path / "db"):
+            held.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    th = threading.Thread(target=first)
+    th.start()
+    held.wait(5)
+    with folder_lock(tmp_path / "db"):
+        order.append("second in")
+    th.join()
+    assert order == ["first done", "second in"]
+    assert "waiting for another process tuning" in capfd.readouterr().err
