@@ -21,7 +21,6 @@ function marked ``Primitive`` that TVM compiles as one kernel.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 

@@ -25,7 +25,6 @@ the short loops ONNX exporters emit, not for long recurrences.
 
 from __future__ import annotations
 
-from typing import Optional
 
 from ..ir import DType, Graph, Node, Value
 from .lowering import Ctx, _lower_node, _reg, _safe, tvm_dtype
@@ -43,9 +42,7 @@ def _reads(n: Node):
         if v is not None:
             yield v
     for sg in n.subgraphs():
-        for m in sg.walk():
-            yield from (v for v in m.inputs if v is not None)
-        yield from sg.outputs
+        yield from free_values(sg)
 
 
 def free_values(graph: Graph) -> list[Value]:
@@ -240,7 +237,7 @@ def _static_dims(e) -> list:
 
 @_reg("Loop")
 def _loop(ctx, n):
-    from tvm import relax
+    from tvm import relax, tirx
 
     R = relax.op
     bb = ctx.bb
@@ -300,7 +297,18 @@ def _loop(ctx, n):
         step_params = [i_v, m_v, c_v] + state + cap + sub.param_vars
 
         def fresh(params):
-            return [relax.Var(p.name, p.ty) for p in params]
+            """Copies of ``params`` with their own shape symbols (a symbol belongs to one
+            function)."""
+            syms: dict = {}
+
+            def dim(d):
+                if isinstance(d, tirx.Var):
+                    return syms.setdefault(d.name, tirx.Var(d.name, "int64"))
+                return d
+
+            return [relax.Var(p.name, relax.TensorType([dim(d) for d in p.ty.shape.values], p.ty.dtype)
+                              if isinstance(p.ty, relax.TensorType) and isinstance(p.ty.shape, relax.ShapeExpr)
+                              else p.ty) for p in params]
 
         # loop's placeholder, replaced below, so that step can call it.
         lp = fresh(step_params)

@@ -78,8 +78,19 @@ def _graph_to_proto(g: Graph) -> onnx.GraphProto:
         _add_provenance(t, c.provenance)
         inits.append(t)
     inputs = [type_to_proto(v.name, v.type) for v in g.inputs]
-    outputs = [type_to_proto(v.name, v.type) for v in g.outputs]
-    out_names = {v.name for v in g.outputs}
+    # A subgraph may return a value of an enclosing graph as it is; ONNX wants a graph's
+    # outputs made in the graph, so such an output goes through an Identity.
+    own = {id(v) for v in g.inputs} | {id(v) for v in g.constants} | {
+        id(o) for n in g.nodes for o in n.outputs if o is not None}
+    out_names = []
+    for k, v in enumerate(g.outputs):
+        if id(v) in own or g.parent is None:
+            out_names.append(v.name)
+            continue
+        out_names.append(f"{v.name}__{g.name}_out{k}")
+        nodes.append(helper.make_node("Identity", [v.name], [out_names[-1]]))
+    outputs = [type_to_proto(nm, v.type) for nm, v in zip(out_names, g.outputs)]
+    out_names = set(out_names)
     # onnx.checker wants a shape on every typed value: values of unknown rank go untyped.
     value_info = [type_to_proto(v.name, v.type) for n in g.nodes for v in n.outputs
                   if v is not None and v.name not in out_names and v.type.shape is not None]

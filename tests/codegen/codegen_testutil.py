@@ -8,8 +8,14 @@ import pytest
 
 
 def compile_graph(graph, target: str = "cpu", **kw):
-    from graphopt.codegen.compiler import compile_model
+    """Compile ``graph`` as it is (no passes), after checking that its lowering is
+    well-formed Relax (TVM's builds accept some ill-formed modules)."""
+    from tvm import relax
 
+    from graphopt.codegen.compiler import compile_model
+    from graphopt.codegen.lowering import lower
+
+    relax.analysis.well_formed(lower(graph).mod)  # raises
     return compile_model(graph, target, opt_level=None, **kw)
 
 
