@@ -1124,6 +1124,8 @@ def _reduce(kind):
             return e
         R = _R().op
         dt = _dt(x)
+        if kind in ("max", "min") and x.type.dtype.is_float:
+            return _float_extremum(ctx, e, kind, axes, keep, dt)
         if kind in ("sum", "mean", "max", "min", "prod"):
             return ctx.emit(getattr(R, kind)(e, axes, keep))
         if kind == "l1":
@@ -1144,6 +1146,21 @@ def _reduce(kind):
         raise AssertionError(kind)
 
     return f
+
+
+def _float_extremum(ctx, e, kind: str, axes, keep: bool, dt: str):
+    """max/min whose result over all -inf (+inf) is -inf (+inf). TVM's reductions start
+    from the dtype's lowest (highest) finite value, so they return that instead, and
+    masks built on ``max == -inf`` (attention's fully masked rows) never fire."""
+    R = _R().op
+    r = ctx.emit(getattr(R, kind)(e, axes, keep))
+    finfo = np.finfo(np.float32 if dt == "bfloat16" else dt)
+    edge, inf = (float(finfo.min), float("-inf")) if kind == "max" else (float(finfo.max), float("inf"))
+    edge_c, inf_c = _scalar(ctx, edge, dt), _scalar(ctx, inf, dt)
+    # r == edge: every element is edge or infinite; the answer is edge if any is edge.
+    any_edge = ctx.emit(R.max(R.astype(R.equal(e, edge_c), "int8"), axes, keep))
+    truly = ctx.emit(R.logical_or(R.not_equal(r, edge_c), R.equal(any_edge, _scalar(ctx, 1, "int8"))))
+    return ctx.emit(R.where(truly, r, inf_c))
 
 
 for _onnx, _k in [("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max"), ("ReduceMin", "min"),
@@ -1550,7 +1567,9 @@ def _lp_norm(ctx, n):
         norm = ctx.emit(R.sum(ctx.emit(R.abs(e)), [axis], True))
     else:
         norm = ctx.emit(R.sqrt(ctx.emit(R.sum(ctx.emit(R.multiply(e, e)), [axis], True))))
-    return ctx.emit(R.divide(e, norm))
+    # A zero vector stays zero (onnxruntime), rather than 0/0.
+    zero = _scalar(ctx, 0, _dt(x))
+    return ctx.emit(R.where(R.equal(norm, zero), e, R.divide(e, norm)))
 
 
 @_reg("MeanVarianceNormalization")

@@ -530,3 +530,13 @@ def test_runtime_length_is_bound_before_fused_uses():
                    n_in, ["y"], {"two_pi": np.array(6.2831855, np.float32), "zero": np.array(0, np.float32),
                                  "one": np.array(1, np.float32)})
     check_against_oracle(g, n_in)
+
+
+def test_reduce_max_min_of_infinities():
+    """A row of only -inf has max -inf (TVM's reduction alone gives the lowest finite
+    float), and a row holding the lowest finite float keeps it."""
+    lo, hi = np.finfo(np.float32).min, np.finfo(np.float32).max
+    x = np.array([[-np.inf, -np.inf, -np.inf], [lo, -np.inf, -np.inf], [1.0, -np.inf, 2.0], [np.inf, np.inf, np.inf],
+                  [hi, np.inf, np.inf]], np.float32)
+    check([N("ReduceMax", ["x", "ax"], ["mx"], keepdims=1), N("ReduceMin", ["x", "ax"], ["mn"], keepdims=0),
+           N("ReduceMax", ["x"], ["all"], keepdims=0)], {"x": x}, ["mx", "mn", "all"], {"ax": np.array([1], np.int64)})
