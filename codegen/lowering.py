@@ -583,7 +583,29 @@ def _cast(ctx, n):
     e = ctx.get(x)
     if x.type.dtype.is_float and to is DType.BOOL:
         return ctx.emit(_R().op.not_equal(e, _scalar(ctx, 0.0, _dt(x))))
+    if to is DType.BFLOAT16 and x.type.dtype is not DType.BFLOAT16:
+        return _to_bfloat16(ctx, e if x.type.dtype is DType.FLOAT32 else ctx.emit(_R().op.astype(e, "float32")))
     return ctx.emit(_R().op.astype(e, tvm_dtype(to)))
+
+
+def _to_bfloat16(ctx, e):
+    """float32 -> bfloat16 rounding to nearest even on the bits, NaN kept quiet. A plain
+    astype is lost when TVM fuses it with a cast back to float32 (the simplifier drops the
+    pair, so 1 + 2**-9 came back unrounded)."""
+    from tvm import te
+
+    tir = _tir()
+
+    def f(t):
+        def one(*i):
+            b = tir.reinterpret("uint32", t(*i))
+            up = ((b >> tir.const(16, "uint32")) & tir.const(1, "uint32")) + tir.const(0x7FFF, "uint32")
+            r = tir.Select(t(*i) != t(*i), (b >> tir.const(16, "uint32")) | tir.const(0x40, "uint32"),
+                           (b + up) >> tir.const(16, "uint32"))
+            return tir.reinterpret("bfloat16", tir.Cast("uint16", r))
+        return te.compute(t.shape, one, name="to_bfloat16")
+
+    return ctx.te(f, e)
 
 
 @_reg("CastLike")

@@ -540,3 +540,12 @@ def test_reduce_max_min_of_infinities():
                   [hi, np.inf, np.inf]], np.float32)
     check([N("ReduceMax", ["x", "ax"], ["mx"], keepdims=1), N("ReduceMin", ["x", "ax"], ["mn"], keepdims=0),
            N("ReduceMax", ["x"], ["all"], keepdims=0)], {"x": x}, ["mx", "mn", "all"], {"ax": np.array([1], np.int64)})
+
+
+def test_cast_to_bfloat16_rounds_even_when_cast_back():
+    """float32 -> bfloat16 -> float32 fused into one kernel: rounding to nearest even
+    (ties both ways), NaN, infinities; TVM's own cast pair came back unrounded."""
+    x = np.array([1 + 2 ** -9, 1 + 3 * 2 ** -9, 1 + 2 ** -8 + 2 ** -10, -2.5 - 2 ** -8, np.nan, np.inf, -np.inf,
+                  3.0e38, 1e-40, 0.0], np.float32)
+    check([N("Cast", ["x"], ["b"], to=TensorProto.BFLOAT16), N("Cast", ["b"], ["y"], to=TensorProto.FLOAT)],
+          {"x": x}, ["y"])
