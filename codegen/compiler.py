@@ -236,12 +236,15 @@ class _TvmStage:
     def host_params(self) -> list:
         return [p.numpy() for p in self.params] if self.params is not None else [np.asarray(p) for p in self._host]
 
-    def run(self, env: dict) -> None:
-        import tvm
-
+    def check_runnable(self) -> None:
         if self.params is None:
             raise GraphoptError(f"compiled for {self.target}, and no CUDA GPU is visible here: save the model "
                                 "and run it on a machine with that GPU")
+
+    def run(self, env: dict) -> None:
+        import tvm
+
+        self.check_runnable()
         args = []
         for k in self.inputs:
             a = np.asarray(env[k])  # (np.ascontiguousarray would make a 0-d array 1-d)
@@ -349,6 +352,7 @@ class CompiledModel:
         for spec, t, dt in zip(specs, tensors, dtype_names):
             _check_input(spec, dt, tuple(t.shape), symbols)
         st = self._stages[0]
+        st.check_runnable()
         res = st.fn(*(tvm.runtime.from_dlpack(t) for t in tensors), *st.params)
         return [res] if hasattr(res, "numpy") else list(res)
 
