@@ -368,9 +368,9 @@ def _lower_node(ctx: Ctx, n: Node) -> None:
         if isinstance(ty, ctx.relax.TensorType) and ty.shape is None and ty.ndim >= 0:
             # Relax lost the shape (it could not prove dims of different names equal): bind
             # it to the IR's type, checked at run time, so that later ops see a shape.
-            from .lowering_control import _settle
+            from .lowering_control import settle_shape
 
-            e = _settle(ctx, e, o)
+            e = settle_shape(ctx, e, o)
         _check_shape(ctx, o, e)
         ctx.env[id(o)] = e
 
@@ -854,7 +854,7 @@ def _slice_dynamic(ctx, n, r: int):
     """Slice with starts, ends, axes or steps computed at run time: relax's
     dynamic_strided_slice (its shape function clamps the indices as ONNX does) over
     full-rank index vectors scattered from the given ones, bound to the IR's type."""
-    from .lowering_control import _settle
+    from .lowering_control import settle_shape
 
     R = _R().op
 
@@ -895,7 +895,7 @@ def _slice_dynamic(ctx, n, r: int):
     e = ctx.emit(R.where(neg, R.minimum(e, b), R.maximum(e, b)))
     e = ctx.emit(R.where(R.logical_and(neg, R.less(e, zero)), R.negative(R.add(d, one)), e))
     out = ctx.emit(R.dynamic_strided_slice(x, b, e, s))
-    return _settle(ctx, out, n.outputs[0])
+    return settle_shape(ctx, out, n.outputs[0])
 
 
 def _len1(ctx, v: Value) -> int:
@@ -998,7 +998,7 @@ def _range(ctx, n):
 def _range_dynamic(ctx, n):
     """Range with bounds computed at run time: the count max(ceil((limit - start) / delta), 0)
     becomes a shape (a symbol bound at run time), then start + arange(count) * delta."""
-    from .lowering_control import _settle
+    from .lowering_control import settle_shape
 
     R = _R().op
     dt = _dt(n.outputs[0])
@@ -1010,7 +1010,7 @@ def _range_dynamic(ctx, n):
     shape, (start, delta) = runtime_shape(ctx, ctx.emit(R.reshape(count, [1])), 1, n.outputs[0], keep=[start, delta])
     steps = ctx.emit(R.arange(0, shape.values[0], 1, dt))
     out = ctx.emit(R.add(R.reshape(start, []), R.multiply(steps, R.reshape(delta, []))))
-    return _settle(ctx, out, n.outputs[0])
+    return settle_shape(ctx, out, n.outputs[0])
 
 
 @_reg("Gather")

@@ -168,7 +168,7 @@ def _captures(ctx: Ctx, sub: _SubCtx, g: Graph) -> tuple[list[Value], list]:
     return free, params
 
 
-def _settle(ctx: Ctx, e, v: Value):
+def settle_shape(ctx: Ctx, e, v: Value):
     """Bind a result whose shape Relax lost (a join of branches, a recursive call) to the
     IR's type of ``v`` with a run-time-checked match_cast."""
     from tvm import relax
@@ -184,7 +184,7 @@ def _settle(ctx: Ctx, e, v: Value):
     return ctx.bb.match_cast(e, relax.TensorType(dims, ty.dtype))
 
 
-def _scalar_of(ctx: Ctx, e, dtype: str):
+def _scalar_of(ctx: Ctx, e):
     """A rank-0 view of a one-element tensor (ONNX allows shape [1] for conditions)."""
     from tvm import relax
 
@@ -211,14 +211,14 @@ def _branch(ctx: Ctx, g: Graph, fname: str):
 def _if(ctx, n):
     from tvm import relax
 
-    cond = _scalar_of(ctx, ctx.get(n.inputs[0]), "bool")
+    cond = _scalar_of(ctx, ctx.get(n.inputs[0]))
     then_g, else_g = n.attrs["then_branch"].value, n.attrs["else_branch"].value
     base = _safe(n.name or "if")
     then_call = _branch(ctx, then_g, base + "_then")
     else_call = _branch(ctx, else_g, base + "_else")
     r = ctx.bb.emit(relax.If(cond, relax.SeqExpr([], then_call), relax.SeqExpr([], else_call)))
     outs = [r] if len(n.outputs) == 1 else [ctx.bb.emit(relax.TupleGetItem(r, k)) for k in range(len(n.outputs))]
-    return [_settle(ctx, e, o) if o is not None else None for e, o in zip(outs, n.outputs)]
+    return [settle_shape(ctx, e, o) if o is not None else None for e, o in zip(outs, n.outputs)]
 
 
 # --------------------------------------------------------------------------- Loop
@@ -248,8 +248,8 @@ def _loop(ctx, n):
 
     m = n.inputs[0] if len(n.inputs) > 0 else None
     c = n.inputs[1] if len(n.inputs) > 1 else None
-    m_e = _scalar_of(ctx, ctx.get(m), "int64") if m is not None else relax.const(_INT64_MAX, "int64")
-    c_e = _scalar_of(ctx, ctx.get(c), "bool") if c is not None else relax.const(True, "bool")
+    m_e = _scalar_of(ctx, ctx.get(m)) if m is not None else relax.const(_INT64_MAX, "int64")
+    c_e = _scalar_of(ctx, ctx.get(c)) if c is not None else relax.const(True, "bool")
     init = [ctx.get(v) for v in n.inputs[2:]]
 
     # step(iter, trips, cond, carried.., scans.., captured.., routed..): the body once, then loop.
@@ -330,5 +330,5 @@ def _loop(ctx, n):
     acc0 = [bb.emit(R.zeros(relax.ShapeExpr([0] + [d or 0 for d in dims]), e.ty.dtype)) for dims, e in zip(elem, scans)]
     args = [relax.const(0, "int64"), m_e, c_e] + init + acc0 + [ctx.get(v) for v in free] + sub.routed
     r = bb.emit(relax.Call(gv_loop, args))
-    return [_settle(ctx, bb.emit(relax.TupleGetItem(r, k)), o) if o is not None else None
+    return [settle_shape(ctx, bb.emit(relax.TupleGetItem(r, k)), o) if o is not None else None
             for k, o in enumerate(n.outputs)]
