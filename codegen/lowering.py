@@ -267,6 +267,12 @@ class Ctx:
         return len(v.type.shape)
 
 
+def _axis(ctx, n, name, r, default=0):
+    """An axis attribute, counted from the front (ONNX allows negative axes)."""
+    a = ctx.attr(n, name, default)
+    return a + r if a < 0 else a
+
+
 def _is_required(d) -> bool:
     from ..ops import REQUIRED
 
@@ -791,8 +797,7 @@ def _transpose(ctx, n):
 def _concat(ctx, n):
     ins = [v for v in n.inputs if v is not None]
     r = ctx.rank(ins[0])
-    axis = ctx.attr(n, "axis", 0)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, 0)
     # zero-sized inputs contribute nothing
     ins = [v for v in ins if not (v.type.shape is not None and isinstance(v.type.shape[axis], int) and v.type.shape[axis] == 0)] or ins[:1]
     if len(ins) == 1:
@@ -804,8 +809,7 @@ def _concat(ctx, n):
 def _split(ctx, n):
     x = n.inputs[0]
     r = ctx.rank(x)
-    axis = ctx.attr(n, "axis", 0)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, 0)
     nout = len(n.outputs)
     sizes = ctx.ints_input(n, 1, "split")
     dim = x.type.shape[axis]
@@ -1003,9 +1007,8 @@ def _range_dynamic(ctx, n):
     R = _R().op
     dt = _dt(n.outputs[0])
     start, limit, delta = (ctx.get(v) for v in n.inputs)
-    f = "float64" if n.outputs[0].type.dtype.is_float else None
-    span = ctx.emit(R.divide(R.subtract(R.astype(limit, f or "float64"), R.astype(start, f or "float64")),
-                             R.astype(delta, f or "float64")))
+    span = ctx.emit(R.divide(R.subtract(R.astype(limit, "float64"), R.astype(start, "float64")),
+                             R.astype(delta, "float64")))
     count = ctx.emit(R.maximum(R.astype(R.ceil(span), "int64"), _scalar(ctx, 0, "int64")))
     shape, (start, delta) = runtime_shape(ctx, ctx.emit(R.reshape(count, [1])), 1, n.outputs[0], keep=[start, delta])
     steps = ctx.emit(R.arange(0, shape.values[0], 1, dt))
@@ -1017,8 +1020,7 @@ def _range_dynamic(ctx, n):
 def _gather(ctx, n):
     x, idx = n.inputs
     r = ctx.rank(x)
-    axis = ctx.attr(n, "axis", 0)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, 0)
     dim = x.type.shape[axis]
     c = ctx.const_of(idx)
     if c is not None and isinstance(dim, int):
@@ -1044,8 +1046,7 @@ def _wrap_negative(ctx, idx: Value, dim):
 def _gather_elements(ctx, n):
     x, idx = n.inputs
     r = ctx.rank(x)
-    axis = ctx.attr(n, "axis", 0)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, 0)
     dim = x.type.shape[axis]
     return ctx.emit(_R().op.gather_elements(ctx.get(x), _wrap_negative(ctx, idx, dim), axis))
 
@@ -1195,8 +1196,7 @@ def _arg(kind):
     def f(ctx, n):
         x = n.inputs[0]
         r = ctx.rank(x)
-        axis = ctx.attr(n, "axis", 0)
-        axis = axis + r if axis < 0 else axis
+        axis = _axis(ctx, n, "axis", r, 0)
         keep = bool(ctx.attr(n, "keepdims", 1))
         e = ctx.get(x)
         if ctx.attr(n, "select_last_index", 0):
@@ -1226,8 +1226,7 @@ def _softmax(ctx, n):
 def _hardmax(ctx, n):
     x = n.inputs[0]
     r = ctx.rank(x)
-    axis = ctx.attr(n, "axis", -1)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, -1)
     dim = x.type.shape[axis]
     am = ctx.emit(_R().op.argmax(ctx.get(x), axis, True))  # the first maximum, as ONNX wants
 
@@ -1536,8 +1535,7 @@ def _onnx_dtype(code: int) -> DType:
 def _layer_norm(ctx, n):
     x = n.inputs[0]
     r = ctx.rank(x)
-    axis = ctx.attr(n, "axis", -1)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, -1)
     eps = ctx.attr(n, "epsilon", 1e-5)
     dt = _dt(x)
     norm_shape = ctx.shape_of(x)[axis:]
@@ -1580,8 +1578,7 @@ def _instance_norm(ctx, n):
 def _lp_norm(ctx, n):
     x = n.inputs[0]
     r = ctx.rank(x)
-    axis = ctx.attr(n, "axis", -1)
-    axis = axis + r if axis < 0 else axis
+    axis = _axis(ctx, n, "axis", r, -1)
     p = ctx.attr(n, "p", 2)
     R = _R().op
     e = ctx.get(x)

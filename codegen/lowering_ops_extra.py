@@ -19,12 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import DType
-from .lowering import _dt, _R, _reg, _tir, pool_window
-
-
-def _axis(ctx, n, name, r, default=0):
-    a = ctx.attr(n, name, default)
-    return a + r if a < 0 else a
+from .lowering import _axis, _dt, _R, _reg, _tir, pool_window
 
 
 def _present(n, i) -> bool:
