@@ -79,23 +79,14 @@ def to_graph(model) -> tuple[Graph, str]:
 
 
 def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Graph:
-    """graphopt's own passes, when the pass manager is installed (in place when the graph
-    is ``owned``, i.e. imported here; a caller's Graph is copied first)."""
+    """graphopt's own passes (in place when the graph is ``owned``, i.e. imported here; a
+    caller's Graph is copied first)."""
     if not level:
         return graph
-    try:
-        from ..pipeline import clone_graph, run_passes  # type: ignore
-    except ImportError:
-        return graph
-    import warnings
-
-    try:
-        out = run_passes(graph if owned else clone_graph(graph), level)
-    except GraphoptError:
-        raise
-    except Exception as e:  # a bug in a pass must not make the model uncompilable
-        warnings.warn(f"graphopt: the {level} pipeline failed ({type(e).__name__}: {e}); compiling the graph as imported")
-        return graph
+    from ..pipeline import clone_graph, run_passes
+    # A bug in a pass raises InternalError (naming the pass) rather than being papered
+    # over by compiling the unoptimized graph: bugs stay bugs.
+    out = run_passes(graph if owned else clone_graph(graph), level)
     return out if isinstance(out, Graph) else graph
 
 

@@ -32,3 +32,16 @@ class ExportError(GraphoptError):
 
 class OutputPathError(GraphoptError):
     """An output path that cannot be written."""
+
+
+class InternalError(Exception):
+    """A bug in graphopt: an exception graphopt did not expect, with the pass, node or op
+    where it happened. Deliberately not a GraphoptError: callers that catch user errors
+    (a clean "unsupported", a bad file) must not swallow a bug as one of them."""
+
+    def __init__(self, where: str, cause: BaseException):
+        self.where, self.cause = where, cause
+        msg = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        detail = f"{type(cause).__name__}: {msg}" if msg else type(cause).__name__
+        super().__init__(f"internal error in {where}: {detail} (a bug in graphopt; rerun with --debug "
+                         "for the traceback, and report it)")

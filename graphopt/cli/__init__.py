@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from ..errors import GraphoptError
+    from ..errors import GraphoptError, InternalError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -48,6 +48,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("graphopt: interrupted", file=sys.stderr)
         return 130
+    except InternalError as e:  # a bug, located (pass, node or op) where it was raised
+        if args.debug:
+            traceback.print_exc()
+        print(f"graphopt: {e}", file=sys.stderr)
+        return 3
     except Exception as e:  # a bug: say so briefly unless --debug
         if args.debug:
             traceback.print_exc()

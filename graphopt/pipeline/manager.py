@@ -7,7 +7,8 @@ graph, with instruments hooked before and after every pass.
 
 Each pass reports whether it changed the graph; the manager checks that against the
 graph's journal (a pass that changes the graph and says it did not, or the reverse, is
-a bug and stops the pipeline with a `PassFailedError`).
+a bug and stops the pipeline with a `PassFailedError`; an unexpected exception inside a
+pass is an `InternalError` naming the pass, never a user-facing error).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
-from ..errors import GraphoptError
+from ..errors import GraphoptError, InternalError
 from ..ir import Graph
 from .base import Pass, PassContext
 from .errors import PassFailedError
@@ -135,10 +136,8 @@ class PassManager:
             changed = p.run(graph, ctx)
         except GraphoptError as e:
             raise PassFailedError(f"{where}pass {p.name!r} (invocation {rec.invocation}) failed: {e}") from e
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise PassFailedError(f"{where}pass {p.name!r} (invocation {rec.invocation}) failed: "
-                                  f"{type(e).__name__}: {msg}") from e
+        except Exception as e:  # a bug in the pass: say so, and where
+            raise InternalError(f"{where}pass {p.name!r} (invocation {rec.invocation})", e) from e
         rec.seconds = time.perf_counter() - t0
         journal = graph.journal[j0:]
         rec.journal = journal
