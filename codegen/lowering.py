@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import GraphoptError, UnsupportedOpError
+from ..errors import GraphoptError, InternalError, UnsupportedOpError
 from ..ir import DType, Graph, Node, Value
 
 # Constants with at most this many elements are embedded in the module; larger ones are
@@ -353,15 +353,15 @@ def _lower_node(ctx: Ctx, n: Node) -> None:
         else:
             raise UnsupportedOpError([(n.qualified_op, n.name)])
     try:
-        try:
-            res = fn(ctx, n)
-        except (GraphoptError, UnsupportedOpError):
-            raise
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ctx.fail(f"lowering failed: {type(e).__name__}: {msg}") from e
-    except LoweringError as e:
+        res = fn(ctx, n)
+    except LoweringError as e:  # a case the lowering knowingly refuses
         res = _refuse(ctx, n, e)
+    except (GraphoptError, InternalError):
+        raise
+    except Exception as e:
+        # Anything else is a bug, not a refusal: --fallback ort must not paper over it, and
+        # the conformance runner counts it as a crash.
+        raise InternalError(f"lowering of node {n.name!r} ({n.qualified_op})", e) from e
     if not isinstance(res, (list, tuple)):
         res = [res]
     for i, o in enumerate(n.outputs):

@@ -171,3 +171,64 @@ def test_fused_group_with_its_own_kernels_and_a_large_constant():
     xv = np.random.default_rng(0).uniform(-1, 1, (4, 20)).astype(np.float32)
     want = np.pad(xv, [(0, 0), (2, 0)]) + np.pad(xv * w_np, [(0, 0), (0, 2)])
     np.testing.assert_allclose(compile_graph(g)(xv), want, rtol=1e-6)
+
+
+def _relu_chain():
+    from graphopt.ir import DType, Graph, TensorType
+
+    g = Graph("g")
+    t = TensorType(DType.FLOAT32, (2, 3))
+    x = g.add_input("x", t)
+    a = g.add_node("Relu", [x], [t], name="the_relu")
+    b = g.add_node("Neg", [a.output], [t], name="the_neg")
+    g.set_outputs([b.output])
+    return g
+
+
+def test_a_bug_in_a_lowering_is_an_internal_error(monkeypatch):
+    """An unexpected exception inside a lowering is a bug: an InternalError naming the node
+    and op (never a refusal, which --fallback ort would paper over)."""
+    from graphopt.codegen import lowering
+    from graphopt.errors import GraphoptError, InternalError
+
+    def broken(ctx, n):
+        return {}["no such key"]
+
+    monkeypatch.setitem(lowering._TABLE, "Relu", broken)
+    with pytest.raises(InternalError) as ei:
+        lowering.lower(_relu_chain())
+    assert not isinstance(ei.value, GraphoptError)
+    assert "'the_relu' (Relu)" in str(ei.value) and "KeyError" in str(ei.value)
+
+
+def test_a_bug_in_a_fused_groups_lowering_names_the_inner_node(monkeypatch):
+    from graphopt.codegen import lowering
+    from graphopt.errors import InternalError
+    from graphopt.ir import DType, Graph, TensorType
+
+    g = Graph("g")
+    t = TensorType(DType.FLOAT32, (2, 3))
+    x = g.add_input("x", t)
+    body = Graph("body", scope=g)
+    a = body.add_input("a", t)
+    r = body.add_node("Relu", [a], [t], name="inner_relu")
+    body.set_outputs([r.output])
+    n = g.add_node("FusedGroup", [x], [t], {"body": body}, domain="graphopt", name="grp")
+    g.set_outputs([n.output])
+    monkeypatch.setitem(lowering._TABLE, "Relu", lambda ctx, n: 1 / 0)
+    with pytest.raises(InternalError, match="'inner_relu' \\(Relu\\).*ZeroDivisionError"):
+        lowering.lower(g)
+
+
+def test_a_deliberate_refusal_stays_a_refusal(monkeypatch):
+    from graphopt.codegen import lowering
+
+    def refuses(ctx, n):
+        raise ctx.fail("this case is not handled")
+
+    monkeypatch.setitem(lowering._TABLE, "Relu", refuses)
+    monkeypatch.setitem(lowering._TABLE, "Neg", refuses)
+    with pytest.raises(lowering.LoweringRefusedError) as ei:
+        lowering.lower(_relu_chain())
+    assert sorted(nm for _, nm in ei.value.ops) == ["the_neg", "the_relu"]
+    assert "this case is not handled" in str(ei.value)
