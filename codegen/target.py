@@ -36,23 +36,61 @@ def _physical_cores() -> int:
     return max(1, n)
 
 
-@functools.lru_cache(maxsize=None)
-def host_cpu() -> HostCPU:
-    from tvm.target import codegen
+# CPUs that GRAPHOPT_CPU may force, with the /proc/cpuinfo flags each has (the ones
+# graphopt's kernels look at). Forcing a smaller CPU than the host's (x86-64-v3, i.e. AVX2
+# + FMA, on an AVX-512 machine) runs the code and the tests that machine would get, so
+# a failure that follows from the vector width shows where it is made.
+_V2 = frozenset({"sse", "sse2", "ssse3", "sse4_1", "sse4_2", "popcnt", "cx16"})
+_V3 = _V2 | {"avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "movbe", "abm"}
+_V4 = _V3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+FORCED_CPUS = {
+    "x86-64": frozenset({"sse", "sse2"}),
+    "x86-64-v2": _V2,
+    "x86-64-v3": _V3,
+    "x86-64-v4": _V4,
+    "znver3": _V3,
+    "znver4": _V4 | {"avx512_vnni", "avx512_bf16", "avx512vbmi", "avx512ifma"},
+}
+CPU_ENV = "GRAPHOPT_CPU"
 
-    try:
-        mcpu = str(codegen.llvm_get_system_cpu())
-    except Exception:  # pragma: no cover - LLVM without host detection
-        mcpu = "generic"
-    feats: set = set()
+
+def _host_flags() -> set:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    feats = set(line.split(":", 1)[1].split())
-                    break
+                    return set(line.split(":", 1)[1].split())
     except OSError:  # pragma: no cover
         pass
+    return set()
+
+
+@functools.lru_cache(maxsize=None)
+def host_cpu() -> HostCPU:
+    """The CPU code is compiled for: the host, or the one ``$GRAPHOPT_CPU`` names (one of
+    `FORCED_CPUS`, never more than the host has)."""
+    from tvm.target import codegen
+
+    feats = _host_flags()
+    forced = os.environ.get(CPU_ENV, "").strip()
+    if forced:
+        if forced not in FORCED_CPUS:
+            raise GraphoptError(f"{CPU_ENV}={forced!r} is not a CPU graphopt can force; "
+                                f"expected one of: {', '.join(FORCED_CPUS)}")
+        want = FORCED_CPUS[forced]
+        vector = {"avx", "avx2", "fma", "avx512f"}
+        missing = sorted(want & vector - feats)
+        if missing:
+            raise GraphoptError(f"{CPU_ENV}={forced}: this host lacks {', '.join(missing)}; it can only force "
+                                "a CPU with fewer features than its own")
+        # What the forced CPU lacks is dropped from the features the kernels look at; flags
+        # outside the table (not vector units) stay as the host has them.
+        table = frozenset().union(*FORCED_CPUS.values())
+        return HostCPU(forced, _physical_cores(), frozenset(f for f in feats if f not in table or f in want))
+    try:
+        mcpu = str(codegen.llvm_get_system_cpu())
+    except Exception:  # pragma: no cover - LLVM without host detection
+        mcpu = "generic"
     if mcpu in ("", "generic"):
         mcpu = "x86-64-v3" if "avx2" in feats else "x86-64"
     return HostCPU(mcpu, _physical_cores(), frozenset(feats))

@@ -3,11 +3,12 @@
     from graphopt.testing import run_reference, assert_close, strategies
 """
 
-from .oracle import (MODEL_TOLERANCE, TOLERANCES, Mismatch, OracleError, Tolerance, assert_close, compare_outputs, random_array,
-                     random_inputs, run_reference, tolerance)
+from .oracle import (EXACT_REFERENCE_OPS, MODEL_TOLERANCE, TOLERANCES, Mismatch, OracleError, Tolerance, assert_close,
+                     compare_outputs, evaluate_model, random_array, random_inputs, reference_for, run_reference, tolerance)
 
-__all__ = ["MODEL_TOLERANCE", "TOLERANCES", "Mismatch", "OracleError", "Tolerance", "assert_close", "compare_outputs",
-           "random_array", "random_inputs", "run_reference", "tolerance"]
+__all__ = ["EXACT_REFERENCE_OPS", "MODEL_TOLERANCE", "TOLERANCES", "Mismatch", "OracleError", "Tolerance", "assert_close",
+           "compare_outputs", "evaluate_model", "random_array", "random_inputs", "reference_for", "run_reference",
+           "tolerance"]
 
 
 def __getattr__(name):

@@ -1,5 +1,15 @@
 """The oracle: run a graph on onnxruntime with its graph optimizations off, and compare
-two sets of outputs under per-dtype tolerances kept in one place (`TOLERANCES`)."""
+two sets of outputs under per-dtype tolerances kept in one place (`TOLERANCES`).
+
+The reference is chosen per op, here and nowhere else (`EXACT_REFERENCE_OPS`):
+onnxruntime's CPU kernels for the integer matmul/conv ops are not exact on every CPU of
+the machine kind. On AVX2 without VNNI, u8 x s8 is multiplied with ``vpmaddubsw``, which
+saturates pairs of products in int16 (onnxruntime's own docs recommend ``reduce_range`` on
+such CPUs), so its MatMulInteger can be off by thousands where exact int32 arithmetic is
+the specified result. A graph that contains any of these ops is evaluated with exact int32
+numpy arithmetic instead (onnx's ReferenceEvaluator, whose implementations of these ops
+widen to int32 before multiplying); never with a loosened tolerance.
+"""
 
 from __future__ import annotations
 
@@ -52,19 +62,79 @@ def oracle_session(model_bytes: bytes):
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
+# Ops whose onnxruntime CPU kernel is inexact on some CPUs of the machine kind (see the
+# module's docstring): a graph containing one is evaluated in exact numpy arithmetic.
+EXACT_REFERENCE_OPS = frozenset({"MatMulInteger", "ConvInteger"})
+
+
+def reference_for(op_types) -> str:
+    """``"numpy"`` when any of ``op_types`` (default-domain op names) needs the exact
+    reference, else ``"onnxruntime"``."""
+    return "numpy" if EXACT_REFERENCE_OPS.intersection(op_types) else "onnxruntime"
+
+
+def _model_op_types(model) -> set:
+    ops: set = set()
+
+    def visit(g):
+        for n in g.node:
+            if n.domain in ("", "ai.onnx"):
+                ops.add(n.op_type)
+            for a in n.attribute:
+                if a.g is not None and a.HasField("g"):
+                    visit(a.g)
+                for sub in a.graphs:
+                    visit(sub)
+
+    visit(model.graph)
+    return ops
+
+
+def evaluate_model(model, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Run an onnx.ModelProto with the reference its ops call for: onnxruntime with
+    optimizations off, or exact numpy arithmetic for the ops in `EXACT_REFERENCE_OPS`.
+    Raises whatever the runtime raises."""
+    feeds = {k: np.asarray(v) for k, v in feeds.items()}
+    if reference_for(_model_op_types(model)) == "numpy":
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(model, new_ops=[_exact_matmul_integer()])
+        return [np.asarray(a) for a in evaluator.run(None, feeds)]
+    sess = oracle_session(model.SerializeToString())
+    return list(sess.run(None, feeds))
+
+
+def _exact_matmul_integer():
+    """MatMulInteger in int32, with the spec's per-row zero point of A (an M-vector for an
+    [.., M, K] A), which onnx's own reference implementation broadcasts along K instead."""
+    from onnx.reference.op_run import OpRun
+
+    class MatMulInteger(OpRun):
+        def _run(self, a, b, a_zero_point=None, b_zero_point=None):
+            a32, b32 = a.astype(np.int32), b.astype(np.int32)
+            if a_zero_point is not None:
+                zp = np.asarray(a_zero_point).astype(np.int32)
+                a32 = a32 - (zp[..., None] if zp.ndim >= 1 else zp)
+            if b_zero_point is not None:
+                b32 = b32 - np.asarray(b_zero_point).astype(np.int32)
+            return (np.matmul(a32, b32),)
+
+    return MatMulInteger
+
+
 def run_reference(graph: Graph, inputs: Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """Run ``graph`` on onnxruntime (optimizations disabled); inputs by name or in order."""
+    """Run ``graph`` on the oracle (onnxruntime, optimizations disabled; exact numpy for the
+    ops in `EXACT_REFERENCE_OPS`); inputs by name or in order."""
     from ..frontend.onnx_export import export_onnx
 
     model = export_onnx(graph)
     if not isinstance(inputs, Mapping):
         inputs = {v.name: a for v, a in zip(graph.inputs, inputs)}
-    feeds = {k: np.asarray(v) for k, v in inputs.items()}
     try:
-        sess = oracle_session(model.SerializeToString())
-        return list(sess.run(None, feeds))
+        return evaluate_model(model, inputs)
     except Exception as e:
-        raise OracleError(f"onnxruntime could not run graph {graph.name!r}: {str(e).strip().splitlines()[0]}") from e
+        which = reference_for(_model_op_types(model))
+        raise OracleError(f"{which} could not run graph {graph.name!r}: {str(e).strip().splitlines()[0]}") from e
 
 
 @dataclass

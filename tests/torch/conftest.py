@@ -1,6 +1,5 @@
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency: a broken install fails here instead of skipping every torch test
 
 
 @pytest.fixture(autouse=True)
