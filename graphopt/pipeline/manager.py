@@ -137,7 +137,8 @@ class PassManager:
         except GraphoptError as e:
             raise PassFailedError(f"{where}pass {p.name!r} (invocation {rec.invocation}) failed: {e}") from e
         except Exception as e:  # a bug in the pass: say so, and where
-            raise InternalError(f"{where}pass {p.name!r} (invocation {rec.invocation})", e) from e
+            on = f" on {self.where}" if self.where else ""
+            raise InternalError(f"pass {p.name!r} (invocation {rec.invocation}){on}", e) from e
         rec.seconds = time.perf_counter() - t0
         journal = graph.journal[j0:]
         rec.journal = journal

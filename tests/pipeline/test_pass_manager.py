@@ -109,6 +109,39 @@ def test_a_pass_that_lies_about_changes_is_caught():
         run_passes(graph(), [Boaster()])
 
 
+def test_a_pass_that_crashes_is_an_internal_error_naming_it(tmp_path, capsys):
+    from graphopt.errors import GraphoptError, InternalError
+
+    @dataclass
+    class Crasher(Pass):
+        name = "crasher"
+        summary = "raises an exception it did not mean to"
+
+        def run(self, graph, ctx):
+            return {}["missing"]
+
+    with pytest.raises(InternalError, match=r"internal error in pass 'crasher' \(invocation 1\): KeyError") as e:
+        run_passes(graph(), [Crasher()])
+    assert not isinstance(e.value, GraphoptError)  # nothing may catch a bug as a user error
+    assert "--debug" in str(e.value)
+
+    # On the command line: exit 3, one line naming the pass, the traceback only with --debug.
+    from graphopt.cli import main
+
+    path = tmp_path / "m.onnx"
+    onnx.save(graphopt.export_onnx(graph()), path)
+    register_pass(Crasher)
+    try:
+        assert main(["opt", str(path), "--passes", "crasher", "-o", str(tmp_path / "o.onnx")]) == 3
+        err = capsys.readouterr().err
+        assert "internal error in pass 'crasher'" in err and "Traceback" not in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "o.onnx").exists()
+        assert main(["--debug", "opt", str(path), "--passes", "crasher", "-o", str(tmp_path / "o.onnx")]) == 3
+        assert "Traceback" in capsys.readouterr().err
+    finally:
+        unregister_pass("crasher")
+
+
 def test_verify_each_names_the_pass():
     @dataclass
     class Breaker(Pass):
