@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     import onnx
 
 
-def import_onnx(model) -> Graph:
-    """Import an ONNX model (a path, bytes or an ``onnx.ModelProto``) as a Graph."""
+def import_onnx(model, *, base_dir=None) -> Graph:
+    """Import an ONNX model (a path, bytes or an ``onnx.ModelProto``) as a Graph.
+
+    External data is read from the model file's folder, or from ``base_dir`` (which a model
+    given as bytes or a ModelProto with external data needs); never from outside it."""
     from .frontend.onnx_import import import_onnx as _imp
 
-    return _imp(model)
+    return _imp(model, base_dir=base_dir)
 
 
 def export_onnx(graph: Graph) -> "onnx.ModelProto":

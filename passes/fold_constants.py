@@ -17,6 +17,9 @@ Size limit: a value handed to the rest of the graph ("materialized") folds only 
 at most ``max_elements`` elements; a larger intermediate value is fine when its consumers
 are folded too and shrink it (e.g. a big ConstantOfShape reduced to a scalar), up to
 ``max_eval_elements`` for anything evaluated at all. So folding never blows up the model.
+A node whose type leaves its output size open (a Range to a computed limit) is evaluated
+only once its inputs are constants and the registry knows that size from their values, so
+the limit holds for it too, and a tiny model cannot make folding allocate gigabytes.
 
 Each folded value is one rewrite application (``fold-constants.fold``); the new constant
 takes the name of the value it replaces (graph outputs keep their names).
@@ -103,7 +106,7 @@ class FoldConstants(Pass):
                 elif why is None:
                     why = f"input {i} %{v.name} is not constant"
             if why is None:
-                why = self._refuse(node)
+                why = self._refuse(node) or self._size_unknown(node, produced)
             if why is not None:
                 if known:
                     ctx.explain_failed(RULE, site, why)
@@ -159,6 +162,29 @@ class FoldConstants(Pass):
                     return "integer division by zero"
             elif d is not None and d.type.dtype.is_int:
                 return "the divisor is computed: it may hold a zero"
+        return None
+
+    def _size_unknown(self, node: Node, produced: set[int]) -> Optional[str]:
+        """Why a node whose output size its type does not say may not be evaluated now.
+
+        Such a size follows from input values (Range's limit, Tile's repeats, an Expand
+        shape computed from constants): a tiny model can ask for terabytes. The node waits
+        until every input is a constant, when the registry computes its output shape from
+        their values, and is held to the evaluation limit like any other."""
+        if all(o is None or o.type.is_static for o in node.outputs):
+            return None
+        if any(v is not None and id(v) in produced for v in node.inputs):
+            return "its output size depends on values folded in this round (it is tried again once they are constants)"
+        from graphopt.ops import InferError, infer_node
+
+        try:
+            types = infer_node(node)
+        except InferError as e:
+            return f"the registry refuses it: {e}"
+        for o, t in zip(node.outputs, types):
+            if o is not None and t is not None and t.is_static and t.numel() > self.max_eval_elements:
+                return (f"output %{o.name} would have {t.numel()} elements, over the evaluation limit "
+                        f"{self.max_eval_elements}")
         return None
 
     @staticmethod

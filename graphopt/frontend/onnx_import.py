@@ -29,14 +29,46 @@ _PLACEHOLDER = re.compile(r"unk__\d+$")  # onnx shape inference's names for unkn
 ModelLike = Union[str, os.PathLike, bytes, onnx.ModelProto]
 
 
-def load_model(model: ModelLike) -> tuple[onnx.ModelProto, str]:
-    """Read a model from a path, bytes or a ModelProto; returns it and a name for messages."""
+def load_model(model: ModelLike, base_dir: Union[str, os.PathLike, None] = None) -> tuple[onnx.ModelProto, str]:
+    """Read a model from a path, bytes or a ModelProto; returns it and a name for messages.
+
+    External data is read from the model file's folder; a model given as bytes or a
+    ModelProto has none, so its external data needs ``base_dir``. Either way, no file
+    outside that folder is read. The caller's ModelProto is never modified."""
     if isinstance(model, onnx.ModelProto):
-        return model, "<model>"
+        proto, where, base = model, "<model>", None
+    else:
+        proto, where, base = _read_proto(model)
+    if base_dir is not None:
+        base = str(base_dir)
+    _check_strings(proto, where)
+    if _external_tensors(proto):
+        if base is None:
+            name = _external_tensors(proto)[0].name
+            raise ModelLoadError(
+                f"{where}: tensor {name!r} keeps its data in an external file, and a model given as "
+                "bytes or a ModelProto has no folder to read it from: pass base_dir= (the folder the "
+                "data files are in)")
+        proto = _with_external_data(proto, where, base)
+    _check_tensor_data(proto, where)
+    _check_declared_dims(proto.graph, where)
+    return proto, where
+
+
+def _check_declared_dims(graph: onnx.GraphProto, where: str) -> None:
+    for what, vis in (("input", graph.input), ("output", graph.output), ("value", graph.value_info)):
+        for vi in vis:
+            if not vi.type.HasField("tensor_type"):
+                continue
+            for i, d in enumerate(vi.type.tensor_type.shape.dim):
+                if d.HasField("dim_value") and d.dim_value < 0:
+                    raise ModelLoadError(f"{where}: {what} {vi.name!r}: dim {i} is {d.dim_value}; "
+                                         "a dimension cannot be negative")
+
+
+def _read_proto(model) -> tuple[onnx.ModelProto, str, Optional[str]]:
     if isinstance(model, (bytes, bytearray)):
-        where = "<bytes>"
-        data = bytes(model)
-        base = None
+        where, data, base = "<bytes>", bytes(model), None
     else:
         path = Path(model)
         where = str(path)
@@ -55,14 +87,148 @@ def load_model(model: ModelLike) -> tuple[onnx.ModelProto, str]:
         raise ModelLoadError(f"{where}: not an ONNX model (protobuf could not parse it: {e})") from None
     if not proto.graph.node and not proto.graph.output and not proto.opset_import:
         raise ModelLoadError(f"{where}: not an ONNX model (no graph, no opset)")
-    if base is not None:
-        try:
-            from onnx.external_data_helper import load_external_data_for_model
+    return proto, where, base
 
-            load_external_data_for_model(proto, base)
-        except Exception as e:
-            raise ModelLoadError(f"{where}: cannot load external data: {e}") from None
-    return proto, where
+
+def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return [t for t in _get_all_tensors(proto) if uses_external_data(t)]
+
+
+def _with_external_data(proto: onnx.ModelProto, where: str, base: str) -> onnx.ModelProto:
+    """A copy of ``proto`` with its external data read in, each file checked to lie inside
+    ``base`` (no absolute path, no ``..``, no symlink out of it) before anything is opened."""
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model
+
+    work = onnx.ModelProto()
+    work.CopyFrom(proto)
+    root = os.path.realpath(base)
+    for t in _external_tensors(work):
+        try:
+            loc = ExternalDataInfo(t).location
+        except ValueError as e:
+            raise ModelLoadError(f"{where}: tensor {t.name!r}: bad external data entry: {e}") from None
+        _check_location(loc, root, where, t.name)
+    try:
+        load_external_data_for_model(work, base)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"{where}: cannot load external data: {msg}") from None
+    return work
+
+
+def _check_location(loc: str, root: str, where: str, tensor: str) -> None:
+    what = f"{where}: tensor {tensor!r}: external data {loc!r}"
+    if not loc:
+        raise ModelLoadError(f"{what} names no file")
+    if os.path.isabs(loc) or loc.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", loc):
+        raise ModelLoadError(f"{what} is an absolute path; it must be relative to the model's folder {root}")
+    if ".." in re.split(r"[/\\]", loc):
+        raise ModelLoadError(f"{what} leaves the model's folder {root} (through '..')")
+    real = os.path.realpath(os.path.join(root, loc))
+    if os.path.commonpath([real, root]) != root:
+        raise ModelLoadError(f"{what} leaves the model's folder {root} (a symlink to {real})")
+
+
+def _node_label(n: onnx.NodeProto) -> str:
+    name = n.name.decode("utf-8", "backslashreplace") if isinstance(n.name, bytes) else n.name
+    op = n.op_type.decode("utf-8", "backslashreplace") if isinstance(n.op_type, bytes) else n.op_type
+    return f"node '{name}' ({op})" if name else f"a {op} node"
+
+
+def _check_strings(msg, where: str, context: str = "the model") -> None:
+    """Refuse text fields that are not valid UTF-8 (protobuf hands them over as bytes, and
+    every later step would trip on them), naming the node they are in."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    if isinstance(msg, onnx.NodeProto):
+        context = _node_label(msg)
+    elif isinstance(msg, onnx.GraphProto):
+        context = f"graph {msg.name!r}" if isinstance(msg.name, str) else "the graph"
+    for fd, val in msg.ListFields():
+        if fd.name in _BULK:
+            continue
+        if fd.type == FD.TYPE_STRING:
+            for v in (val if _repeated(fd) else [val]):
+                if isinstance(v, bytes):
+                    raise ModelLoadError(f"{where}: {context}: field {fd.name!r} is not valid UTF-8 text ({v[:60]!r})")
+        elif fd.type == FD.TYPE_MESSAGE:
+            for v in (val if _repeated(fd) else [val]):
+                _check_strings(v, where, context)
+
+
+# Tensor payloads: never text, and copying them out of protobuf costs their size.
+_BULK = frozenset({"raw_data", "float_data", "double_data", "int32_data", "int64_data", "uint64_data", "string_data"})
+
+
+def _repeated(fd) -> bool:
+    r = getattr(fd, "is_repeated", None)  # protobuf >= 6; older ones have .label
+    return fd.label == fd.LABEL_REPEATED if r is None else r
+
+
+# Which TensorProto field holds the elements of each data type, and how many entries one
+# element takes there (complex numbers are two).
+_T = onnx.TensorProto
+_FIELD = {
+    _T.FLOAT: ("float_data", 1), _T.COMPLEX64: ("float_data", 2), _T.DOUBLE: ("double_data", 1),
+    _T.COMPLEX128: ("double_data", 2), _T.INT64: ("int64_data", 1), _T.UINT32: ("uint64_data", 1),
+    _T.UINT64: ("uint64_data", 1), _T.STRING: ("string_data", 1),
+    **{dt: ("int32_data", 1) for dt in (_T.INT32, _T.INT16, _T.INT8, _T.UINT16, _T.UINT8, _T.BOOL,
+                                        _T.FLOAT16, _T.BFLOAT16)},
+}
+_DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data", "uint64_data", "string_data")
+
+
+def _all_tensors(proto: onnx.ModelProto):
+    from onnx.external_data_helper import _get_all_tensors
+
+    yield from _get_all_tensors(proto)
+    for t in _get_all_tensors_in_sparse(proto.graph):
+        yield t
+
+
+def _get_all_tensors_in_sparse(graph: onnx.GraphProto):
+    for s in graph.sparse_initializer:
+        yield s.values
+        yield s.indices
+
+
+def _check_tensor_data(proto: onnx.ModelProto, where: str) -> None:
+    """Every tensor's data must match its dims before anything (onnx's checker, shape
+    inference, numpy) looks at it: a tiny file declaring 2^40 elements and no data would
+    otherwise send onnx's shape inference into minutes of work, or numpy into an
+    allocation of terabytes."""
+    for t in _all_tensors(proto):
+        _check_one_tensor(t, where)
+
+
+def _check_one_tensor(t: onnx.TensorProto, where: str) -> None:
+    what = f"{where}: tensor {t.name!r}"
+    if any(d < 0 for d in t.dims):
+        raise ModelLoadError(f"{what}: dims {list(t.dims)} hold a negative size")
+    n = 1
+    for d in t.dims:
+        n *= d
+    field = _FIELD.get(t.data_type)
+    if field is None:
+        return  # a type graphopt refuses later, by name
+    fname, per = field
+    typed = len(getattr(t, fname))
+    others = [f for f in _DATA_FIELDS if f != fname and len(getattr(t, f))]
+    if others:
+        raise ModelLoadError(f"{what}: its data is in field {others[0]}, which does not go with its data type")
+    if t.HasField("raw_data"):
+        if typed:
+            raise ModelLoadError(f"{what}: holds both raw_data and {fname}")
+        if t.data_type == _T.STRING:
+            raise ModelLoadError(f"{what}: string data cannot be raw_data")
+        size = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        if len(t.raw_data) != n * size:
+            raise ModelLoadError(f"{what}: dims {list(t.dims)} declare {n} elements ({n * size} bytes), "
+                                 f"but raw_data holds {len(t.raw_data)} bytes")
+    elif typed != n * per:
+        raise ModelLoadError(f"{what}: dims {list(t.dims)} declare {n} elements, but {fname} holds {typed // per}")
 
 
 def _default_opset(model: onnx.ModelProto) -> Optional[int]:
@@ -139,6 +305,8 @@ def _type_from_proto(tp: onnx.TypeProto, what: str, name: str) -> TensorType:
     dims: list = []
     for i, d in enumerate(tt.shape.dim):
         if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise ModelLoadError(f"{what}: dim {i} is {d.dim_value}; a dimension cannot be negative")
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param") and d.dim_param:
             dims.append(d.dim_param)
@@ -190,13 +358,13 @@ def _attr_from_proto(a: onnx.AttributeProto, scope: Graph, ctx: "_Importer", whe
     if a.type == T.INT:
         return Attr.int(a.i)
     if a.type == T.STRING:
-        return Attr.string(a.s.decode("utf-8"))
+        return Attr.string(_text(a.s, a.name, where))
     if a.type == T.FLOATS:
         return Attr.floats(list(a.floats))
     if a.type == T.INTS:
         return Attr.ints(list(a.ints))
     if a.type == T.STRINGS:
-        return Attr.strings([s.decode("utf-8") for s in a.strings])
+        return Attr.strings([_text(s, a.name, where) for s in a.strings])
     if a.type == T.TENSOR:
         return Attr.tensor(tensor_from_proto(a.t))
     if a.type == T.GRAPH:
@@ -204,11 +372,19 @@ def _attr_from_proto(a: onnx.AttributeProto, scope: Graph, ctx: "_Importer", whe
     raise ModelLoadError(f"{where}: attribute {a.name!r} of type {T.AttributeType.Name(a.type)} is not supported")
 
 
+def _text(b: bytes, attr: str, where: str) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{where}: attribute {attr!r} is not valid UTF-8 text ({b[:60]!r})") from None
+
+
 class _Importer:
     def __init__(self, where: str, value_info: dict[str, onnx.TypeProto],
-                 large: Optional[dict[str, onnx.TensorProto]] = None):
+                 large: Optional[dict[str, onnx.TensorProto]] = None, stored: frozenset = frozenset()):
         self.where = where
         self.value_info = value_info
+        self.stored = stored  # names whose type the model itself declares (value_info, outputs)
         self.large = large or {}  # root-graph initializers kept out of onnx's passes
 
     def graph(self, gp: onnx.GraphProto, scope: Optional[Graph], opsets: Optional[dict] = None) -> Graph:
@@ -225,7 +401,7 @@ class _Importer:
             except ValueError as e:
                 raise ModelLoadError(f"{self.where}: initializer {t.name!r}: {e}") from None
         for vi in gp.input:
-            if vi.name in inits:
+            if vi.name in inits:  # IR < 4: every initializer is listed as an input too
                 continue
             g.add_input(vi.name, _type_from_proto(vi.type, f"{self.where}: input {vi.name!r}", vi.name))
         for n in gp.node:
@@ -267,12 +443,12 @@ class _Importer:
                 continue
             if t is None:
                 raise ModelLoadError(f"{self.where}: {label}: cannot infer the type of output {name!r}")
-            out_types.append(self._merge(t, name))
+            out_types.append(self._merge(t, name, label))
         prov = _provenance(n.metadata_props)
         g.add_node(n.op_type, inputs, out_types, attrs, name=node_name, domain=domain,
                    output_names=[o or None for o in n.output], provenance=prov)
 
-    def _merge(self, inferred: TensorType, name: str) -> TensorType:
+    def _merge(self, inferred: TensorType, name: str, label: str) -> TensorType:
         """Keep dims the model's value_info knows where inference could only give a symbol."""
         tp = self.value_info.get(name)
         if tp is None:
@@ -281,6 +457,8 @@ class _Importer:
             declared = _type_from_proto(tp, f"value {name!r}", name)
         except ModelLoadError:
             return inferred
+        if name in self.stored:
+            self._check_declared(declared, inferred, name, label)
         if inferred.shape is None and declared.dtype is inferred.dtype:
             return declared  # the model knows the rank where inference (data-dependent) cannot
         if declared.shape is None or len(declared.shape) != len(inferred.shape):
@@ -294,6 +472,18 @@ class _Importer:
             else:
                 dims.append(a)
         return TensorType(inferred.dtype, tuple(dims))
+
+
+    def _check_declared(self, declared: TensorType, inferred: TensorType, name: str, label: str) -> None:
+        """A type the model stores for a value must not contradict what the op computes
+        (onnx's full check refuses such a model too)."""
+        bad = declared.dtype is not inferred.dtype
+        if declared.shape is not None and inferred.shape is not None:
+            bad = bad or len(declared.shape) != len(inferred.shape) or any(
+                isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(declared.shape, inferred.shape))
+        if bad:
+            raise ModelLoadError(f"{self.where}: value {name!r}: the model declares {declared}, but {label} "
+                                 f"computes {inferred}")
 
 
 def _provenance(props) -> Optional[Provenance]:
@@ -332,12 +522,25 @@ def _numel(t: onnx.TensorProto) -> int:
     return n
 
 
-def split_large_initializers(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
+def input_defaults(model: onnx.ModelProto) -> set[str]:
+    """Graph inputs that also have an initializer, where that makes the initializer a
+    default the caller may override (IR >= 4; before, every initializer was listed as an
+    input and is a constant)."""
+    if model.ir_version < 4:
+        return set()
+    inputs = {i.name for i in model.graph.input}
+    return {t.name for t in model.graph.initializer if t.name in inputs}
+
+
+def split_large_initializers(model: onnx.ModelProto, drop: frozenset = frozenset()
+                             ) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
     """A working copy of ``model`` (the caller's model is never modified) whose large
-    initializers are typed graph inputs instead; and those initializers by name."""
-    big = {t.name: t for t in model.graph.initializer if _numel(t) > LARGE_INITIALIZER and not t.external_data}
+    initializers are typed graph inputs instead; and those initializers by name. The
+    initializers named in ``drop`` are left out (their graph inputs stay)."""
+    big = {t.name: t for t in model.graph.initializer
+           if _numel(t) > LARGE_INITIALIZER and not t.external_data and t.name not in drop}
     graph = _copy_without(model.graph, "initializer", onnx.GraphProto())
-    graph.initializer.extend(t for t in model.graph.initializer if t.name not in big)
+    graph.initializer.extend(t for t in model.graph.initializer if t.name not in big and t.name not in drop)
     listed = {i.name for i in graph.input}
     for name, t in big.items():
         if name not in listed:
@@ -347,21 +550,28 @@ def split_large_initializers(model: onnx.ModelProto) -> tuple[onnx.ModelProto, d
     return work, big
 
 
-def import_onnx(model: ModelLike) -> Graph:
-    """Import an ONNX model (a path, bytes or a ModelProto) as a graphopt Graph."""
-    proto, where = load_model(model)
-    proto, big = split_large_initializers(proto)
+def import_onnx(model: ModelLike, base_dir: Union[str, os.PathLike, None] = None) -> Graph:
+    """Import an ONNX model (a path, bytes or a ModelProto) as a graphopt Graph.
+
+    ``base_dir`` is the folder external data is read from (default: the model file's own
+    folder; a model given as bytes or a ModelProto with external data needs it). An input
+    that has an initializer too (IR >= 4) stays an input: the caller's value wins, and the
+    initializer (its default) is dropped, never folded as a constant."""
+    proto, where = load_model(model, base_dir)
+    stored = frozenset(vi.name for vi in list(proto.graph.value_info) + list(proto.graph.output))
+    proto, big = split_large_initializers(proto, frozenset(input_defaults(proto)))
     proto = normalize(proto, where)
     unknown: list[tuple[str, str]] = []
     _check_ops(proto.graph, unknown)
     if unknown:
         raise UnsupportedOpError(unknown, where)
+    value_info = {vi.name: vi.type for vi in list(proto.graph.value_info) + list(proto.graph.output)}
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-        value_info = {vi.name: vi.type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+        value_info.update((vi.name, vi.type) for vi in list(inferred.graph.value_info) + list(inferred.graph.output))
     except Exception:
-        value_info = {}
+        pass  # onnx's inference is only a source of extra dims; the registry infers every type
     opsets = {("" if i.domain == "ai.onnx" else i.domain): i.version for i in proto.opset_import}
-    g = _Importer(where, value_info, big).graph(proto.graph, None, opsets)
+    g = _Importer(where, value_info, big, stored).graph(proto.graph, None, opsets)
     g._journal.clear()
     return g

@@ -238,7 +238,20 @@ def infer_gather(ctx: InferContext):
     if x is None or idx is None:
         return [tt(ctx.dtype(0), None)]
     axis = norm_axis(ctx, ctx.attr("axis"), len(x))
+    _check_const_indices(ctx, x[axis], f"axis {axis}")
     return [tt(ctx.dtype(0), tuple(x[:axis]) + tuple(idx) + tuple(x[axis + 1:]))]
+
+
+def _check_const_indices(ctx: InferContext, size, where: str) -> None:
+    """ONNX makes an index outside [-size, size-1] an error; a constant one is refused here,
+    where it is known, instead of being folded, exported or compiled into a wild read."""
+    idx = ctx.const(1)
+    if idx is None or not isinstance(size, int) or idx.size == 0:
+        return
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < -size or hi >= size:
+        bad = lo if lo < -size else hi
+        raise ctx.fail(f"index {bad} is out of range for {where} of size {size} (valid: {-size}..{size - 1})")
 
 
 @register("GatherElements", ["data", "indices"], ["output"], {"axis": _int(0)})
@@ -249,6 +262,8 @@ def infer_gather_elements(ctx: InferContext):
         norm_axis(ctx, ctx.attr("axis"), len(x))
         if idx is not None and len(idx) != len(x):
             raise ctx.fail(f"GatherElements indices {fmt_shape(idx)} must have the rank of data {fmt_shape(x)}")
+        axis = norm_axis(ctx, ctx.attr("axis"), len(x))
+        _check_const_indices(ctx, x[axis], f"axis {axis}")
     return [tt(ctx.dtype(0), idx)]
 
 
