@@ -30,7 +30,93 @@ def prepare(mod, target):
         relax.transform.DeadCodeElimination(),
     ])
     with target:
-        return seq(mod)
+        mod = seq(mod)
+    return nan_safe_module(mod)
+
+
+def nan_safe_module(mod):
+    """``mod`` with every PrimFunc made NaN-propagating (`nan_safe_minmax`)."""
+    from tvm import tirx
+
+    for gv, f in list(mod.functions.items()):
+        if isinstance(f, tirx.PrimFunc):
+            mod[gv] = nan_safe_minmax(f)
+    return mod
+
+
+# Reductions whose max/min update may become a compare-select: their schedules never need
+# TVM to recognize the reducer (the window rule keeps the window loops serial), unlike the
+# row reductions of softmax, whose rfactor does. Those keep LLVM's maxnum; ReduceMax and
+# GlobalMaxPool check for NaN in the lowering instead.
+_NAN_SAFE_REDUCTIONS = ("pool_max",)
+
+
+def nan_safe_minmax(func):
+    """``func`` with float ``max``/``min`` written as compare-selects that keep NaN.
+
+    TVM lowers ``max``/``min`` to LLVM's ``maxnum``/``minnum``, which return the other
+    operand when one is NaN: Relu, Clip, Max/Min, HardSigmoid/HardSwish and the fused
+    epilogues of the packed kernels turned NaN into numbers (onnxruntime and torch keep
+    it). ``select(a < b, b, a)`` is one compare-select (x86's ``maxps`` with the operands
+    ordered to return ``a`` on NaN); where neither operand is a constant, a NaN in ``b``
+    is checked too. Reduction updates (``acc = max(acc, x)``) keep the reducer form TVM's
+    rfactor recognizes, except in `_NAN_SAFE_REDUCTIONS`, whose identity becomes -inf/+inf
+    so that a window of -inf gives -inf."""
+    import tvm_ffi
+    from tvm import s_tir, tirx
+
+    def minmax(e):
+        if not _dtype(e).startswith(("float", "bfloat")):
+            return e
+        a, b = e.a, e.b
+        if isinstance(a, tirx.FloatImm):
+            a, b = b, a  # the constant (never NaN here) on the unchecked side
+        keep_b = (a < b) if isinstance(e, tirx.Max) else (a > b)
+        out = tirx.Select(keep_b, b, a)
+        if not isinstance(b, tirx.FloatImm):
+            out = tirx.Select(tirx.isnan(b), b, out)
+        return out
+
+    def rewrite(expr):
+        return tvm_ffi.structural_map(expr, [((tirx.Max, tirx.Min), minmax)])
+
+    def block(blk):
+        st = blk.body
+        if not isinstance(st, tirx.BufferStore):
+            return blk
+        v = st.value
+        update = isinstance(v, (tirx.Max, tirx.Min)) and _reads_itself(st, v.a)
+        init = blk.init
+        if update and blk.name_hint.startswith(_NAN_SAFE_REDUCTIONS):
+            value = minmax(type(v)(v.a, rewrite(v.b)))
+            if isinstance(init, tirx.BufferStore) and _dtype(init.value).startswith("float"):
+                inf = float("-inf") if isinstance(v, tirx.Max) else float("inf")
+                init = tirx.BufferStore(init.buffer, tirx.const(inf, _dtype(init.value)), init.indices)
+        elif update:
+            value = type(v)(v.a, rewrite(v.b))
+        else:
+            value = rewrite(v)
+        if value.same_as(v):
+            return blk
+        return s_tir.SBlock(blk.iter_vars, blk.reads, blk.writes, blk.name_hint,
+                            tirx.BufferStore(st.buffer, value, st.indices), init, blk.alloc_buffers,
+                            blk.match_buffers, blk.annotations)
+
+    return tvm_ffi.structural_map(func, [(s_tir.SBlock, block)])
+
+
+def _dtype(e) -> str:
+    return str(getattr(e, "dtype", None) or e.ty)
+
+
+def _reads_itself(store, e) -> bool:
+    """Whether ``e`` loads the element ``store`` writes (a reduction's accumulator)."""
+    from tvm.ir.expr import TensorLoad  # tirx.BufferLoad is a constructor function in 0.27
+
+    src = getattr(e, "source", None)
+    return (isinstance(e, TensorLoad) and src is not None and src.same_as(store.buffer)
+            and len(e.indices) == len(store.indices)
+            and all(i.same_as(j) for i, j in zip(e.indices, store.indices)))
 
 
 def schedule(mod, target, target_name: str, database=None, stats: Optional[BuildStats] = None):

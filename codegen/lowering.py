@@ -441,6 +441,15 @@ for _onnx, _rx in [("Abs", "abs"), ("Neg", "negative"), ("Sqrt", "sqrt"), ("Floo
     _TABLE[_onnx] = _unary(_rx)
 
 
+@_reg("Sign")
+def _sign(ctx, n):
+    x = n.inputs[0]
+    e = ctx.get(x)
+    if not x.type.dtype.is_float:
+        return ctx.emit(_R().op.sign(e))
+    return ctx.emit(_R().op.where(_R().op.isnan(e), e, _R().op.sign(e)))  # TVM's sign(NaN) is 0
+
+
 def _scalar(ctx, v, like_dtype: str):
     return _R().const(v, like_dtype)
 
@@ -1160,7 +1169,10 @@ def _reduce(kind):
         if kind == "logsum":
             return ctx.emit(R.log(ctx.emit(R.sum(e, axes, keep))))
         if kind == "logsumexp":
+            # An infinite max is not subtracted (inf - inf is NaN; the answer is inf).
             m = ctx.emit(R.max(e, axes, True))
+            if x.type.dtype.is_float:
+                m = ctx.emit(R.where(R.isinf(m), _scalar(ctx, 0, dt), m))
             s = ctx.emit(R.sum(ctx.emit(R.exp(ctx.emit(R.subtract(e, m)))), axes, True))
             out = ctx.emit(R.add(ctx.emit(R.log(s)), m))
             if not keep:
@@ -1183,7 +1195,32 @@ def _float_extremum(ctx, e, kind: str, axes, keep: bool, dt: str):
     # r == edge: every element is edge or infinite; the answer is edge if any is edge.
     any_edge = ctx.emit(R.max(R.astype(R.equal(e, edge_c), "int8"), axes, keep))
     truly = ctx.emit(R.logical_or(R.not_equal(r, edge_c), R.equal(any_edge, _scalar(ctx, 1, "int8"))))
-    return ctx.emit(R.where(truly, r, inf_c))
+    r = ctx.emit(R.where(truly, r, inf_c))
+    # The reduction skips NaN (LLVM's maxnum); a NaN anywhere makes the result NaN, as in
+    # numpy and torch (onnxruntime's own kernel is inconsistent here).
+    has_nan = _any_nan(ctx, e, axes, keep)
+    return ctx.emit(R.where(has_nan, _scalar(ctx, float("nan"), dt), r))
+
+
+def _any_nan(ctx, e, axes, keep: bool):
+    R = _R().op
+    return ctx.emit(R.equal(R.max(R.astype(R.isnan(e), "int8"), axes, keep), _scalar(ctx, 1, "int8")))
+
+
+def _argext(ctx, e, kind: str, axis: int, keep: bool, is_float: bool):
+    """argmax/argmin where a NaN wins (the first NaN's index, as numpy and torch give):
+    TVM's compare skips NaN."""
+    R = _R().op
+    i = ctx.emit(getattr(R, kind)(e, axis, keep))
+    if not is_float:
+        return i
+    # Nothing beats TVM's initial value (the lowest finite float) in a row of only -inf
+    # (argmax) or +inf (argmin): its index stays -1; every element ties, so it is 0.
+    i = ctx.emit(R.maximum(i, _scalar(ctx, 0, "int64")))
+    nan = ctx.emit(R.astype(R.isnan(e), "int8"))
+    first_nan = ctx.emit(R.argmax(nan, axis, keep))
+    has = ctx.emit(R.equal(R.max(nan, [axis], keep), _scalar(ctx, 1, "int8")))
+    return ctx.emit(R.where(has, first_nan, i))
 
 
 for _onnx, _k in [("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max"), ("ReduceMin", "min"),
@@ -1204,9 +1241,9 @@ def _arg(kind):
             if not isinstance(dim, int):
                 raise ctx.fail("select_last_index needs a static dim")
             e = ctx.emit(_R().op.flip(e, axis))
-            i = ctx.emit(getattr(_R().op, kind)(e, axis, keep))
+            i = _argext(ctx, e, kind, axis, keep, x.type.dtype.is_float)
             return ctx.emit(_R().op.subtract(_R().const(dim - 1, "int64"), i))
-        return ctx.emit(getattr(_R().op, kind)(e, axis, keep))
+        return _argext(ctx, e, kind, axis, keep, x.type.dtype.is_float)
 
     return f
 
@@ -1228,7 +1265,7 @@ def _hardmax(ctx, n):
     r = ctx.rank(x)
     axis = _axis(ctx, n, "axis", r, -1)
     dim = x.type.shape[axis]
-    am = ctx.emit(_R().op.argmax(ctx.get(x), axis, True))  # the first maximum, as ONNX wants
+    am = _argext(ctx, ctx.get(x), "argmax", axis, True, x.type.dtype.is_float)  # the first maximum, as ONNX wants
 
     def onehot(xx, a):
         from tvm import te, tirx
@@ -1463,6 +1500,8 @@ _TABLE["AveragePool"] = _pool("avg")
 def _global_pool(ctx, n):
     x = n.inputs[0]
     axes = list(range(2, ctx.rank(x)))
+    if n.op_type == "GlobalMaxPool" and x.type.dtype.is_float:
+        return _float_extremum(ctx, ctx.get(x), "max", axes, True, _dt(x))
     op = _R().op.mean if n.op_type == "GlobalAveragePool" else _R().op.max
     return ctx.emit(op(ctx.get(x), axes, True))
 

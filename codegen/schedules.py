@@ -37,14 +37,14 @@ def schedule_module(mod, target, skip=(), stats=None):
         if func.attrs is not None and "tirx.is_scheduled" in func.attrs:
             continue
         try:
-            func = fast_math(func)
-        except Exception:
-            pass
+            func = _guarded("fast math", gv, fast_math, func)
+        except _CANNOT:
+            pass  # scalar exp/erf/tanh calls stay: slower, still correct
         for rule in (_conv_rule, _dense_rule, _matmul_rule, _window_rule, _rows_rule, _generic_rule):
             try:
-                new = rule(func, lanes)
-            except Exception:
-                new = None
+                new = _guarded(f"schedule rule {rule.__name__.strip('_')}", gv, rule, func, lanes)
+            except _CANNOT:
+                new = None  # the rule does not apply here; the next one is tried
             if new is not None:
                 updates[gv] = new.with_attr("tirx.is_scheduled", True)
                 if stats is not None:
@@ -56,6 +56,36 @@ def schedule_module(mod, target, skip=(), stats=None):
     if stats is not None:
         stats.kernels = sum(1 for f in mod.functions.values() if isinstance(f, tirx.PrimFunc))
     return mod
+
+
+def _cannot_schedule():
+    """TVM's ways of saying a schedule primitive does not apply to this function (a
+    ScheduleError, or one of its own checks); anything else a rule raises is a bug."""
+    import tvm
+    from tvm.s_tir import ScheduleError
+
+    return (ScheduleError, tvm.error.InternalError)
+
+
+class _Cannot(Exception):
+    """Raised by `_guarded` for a rule TVM says does not apply."""
+
+
+_CANNOT = _Cannot
+
+
+def _guarded(what: str, gv, fn, *args):
+    """``fn(*args)``; TVM's "cannot schedule this" becomes `_Cannot`, any other exception
+    an InternalError naming the rule and kernel (a rule that raises where it should not
+    must not silently leave a kernel unscheduled)."""
+    from ..errors import InternalError
+
+    try:
+        return fn(*args)
+    except _cannot_schedule() as e:
+        raise _Cannot(str(e)) from e
+    except Exception as e:
+        raise InternalError(f"{what} on kernel {gv.name_hint!r}", e) from e
 
 
 # --------------------------------------------------------------------------- fast math
@@ -155,7 +185,7 @@ def _largest_divisor(n: int, limit: int) -> int:
 def _block_named(sch, name):
     try:
         return sch.get_sblock(name)
-    except Exception:
+    except _cannot_schedule():
         return None
 
 
@@ -168,7 +198,7 @@ def _inline_epilogue(sch, block) -> None:
             return
         try:
             sch.reverse_compute_inline(consumers[0])
-        except Exception:
+        except _cannot_schedule():
             return
 
 
@@ -397,7 +427,7 @@ def _rows_rule(func, lanes):
                 try:
                     sch.compute_inline(b)
                     changed = True
-                except Exception:
+                except _cannot_schedule():
                     pass
     # reductions over the row as ``lanes`` vector partials (rfactor) before computing
     # every stage inside the row loop
@@ -411,7 +441,7 @@ def _rows_rule(func, lanes):
             try:
                 ko, ki = sch.split(k, [None, lanes])
                 sch.rfactor(ki, factor_axis=len(blk.iter_vars) - 1)
-            except Exception:
+            except _cannot_schedule():
                 return None
     out = sch.get_sblock(out_name)
     oloops = sch.get_loops(out)
@@ -443,7 +473,7 @@ def _rows_rule(func, lanes):
                 sch.vectorize(lane)
                 try:
                     sch.decompose_reduction(b, ko)
-                except Exception:
+                except _cannot_schedule():
                     pass
             continue
         if any(iv.iter_type == 2 for iv in blk.iter_vars):
@@ -517,7 +547,7 @@ def _inline_spatial_producers(sch, func) -> None:
             continue
         try:
             sch.compute_inline(b)
-        except Exception:
+        except _cannot_schedule():
             pass
 
 
@@ -535,7 +565,7 @@ def _generic_rest(sch, func, lanes, exclude: set) -> None:
             continue
         try:
             _parallel_vectorize(sch, b, lanes)
-        except Exception:
+        except _cannot_schedule():
             pass
 
 

@@ -1,0 +1,55 @@
+"""A default schedule rule that TVM says does not apply falls through to the next rule; a
+rule that raises anything else is a bug and surfaces as an InternalError naming the rule
+and the kernel (it used to be swallowed, leaving the kernel silently unscheduled)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _module():
+    from graphopt.codegen.build import prepare
+    from graphopt.codegen.lowering import lower
+    from graphopt.codegen.target import make_target
+    from graphopt.ir import DType, Graph, TensorType
+
+    g = Graph("g")
+    t = TensorType(DType.FLOAT32, (4, 64))
+    x = g.add_input("x", t)
+    a = g.add_node("Relu", [x], [t], name="relu")
+    g.set_outputs([a.output])
+    tgt = make_target("cpu")
+    return prepare(lower(g).mod, tgt), tgt
+
+
+def test_a_rule_that_raises_a_bug_is_an_internal_error(monkeypatch):
+    from graphopt.codegen import schedules
+    from graphopt.errors import InternalError
+
+    def buggy(func, lanes):
+        return func.no_such_attribute
+
+    monkeypatch.setattr(schedules, "_generic_rule", buggy)
+    mod, tgt = _module()
+    with pytest.raises(InternalError, match="schedule rule buggy on kernel .relu.: AttributeError"):
+        schedules.schedule_module(mod, tgt)
+
+
+def test_a_rule_tvm_refuses_falls_through_to_the_next(monkeypatch):
+    from tvm.s_tir import ScheduleError
+
+    from graphopt.codegen import schedules
+    from graphopt.codegen.build import BuildStats
+
+    tried = []
+
+    def refused(func, lanes):
+        tried.append(1)
+        raise ScheduleError("not applicable")
+
+    monkeypatch.setattr(schedules, "_rows_rule", refused)
+    mod, tgt = _module()
+    stats = BuildStats()
+    schedules.schedule_module(mod, tgt, stats=stats)
+    assert tried and stats.scheduled == {"generic": stats.kernels}
