@@ -3,24 +3,33 @@
 A hand-written tokenizer and recursive-descent parser. Errors carry the line and column.
 Node types are taken from the text as written (the verifier checks them against the op
 registry), so a parsed graph is exactly the printed one.
+
+A hand-edited or corrupted file gets a ParseError naming the line and column for anything
+the text form itself rules out (bad base64 or JSON escapes, numbers a dtype cannot hold,
+element counts, duplicate names, truncation); what parses but is not a valid graph (an
+unknown op, an attribute of the wrong kind) is the verifier's to report, by node.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from typing import Optional
 
 import numpy as np
 
+from ..errors import GraphoptError  # a leaf module (no imports): the layering holds
 from .attributes import Attr, AttrKind
-from .graph import Graph, Provenance, Value
+from .graph import Graph, IRError, Provenance, Value
 from .tensor import TensorData
 from .types import DType, TensorType
 
 
-class ParseError(ValueError):
+class ParseError(GraphoptError, ValueError):
+    """Text that is not graphopt's IR text form, at ``line`` and ``col``."""
+
     def __init__(self, msg: str, line: int, col: int):
         super().__init__(f"line {line}, column {col}: {msg}")
         self.line, self.col = line, col
@@ -89,8 +98,33 @@ class _Parser:
 
     def next(self) -> _Tok:
         t = self.toks[self.i]
+        if t.kind == "eof":
+            raise self.error("unexpected end of input", t)
         self.i += 1
         return t
+
+    def string(self, t: _Tok, what: str = "string") -> str:
+        """The text of a quoted token; a name or attribute must be valid text (no lone
+        surrogates, which nothing downstream could encode)."""
+        s = self._json(t, what)
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.error(f"the {what} holds a lone surrogate escape (not valid text)", t) from None
+        return s
+
+    def _json(self, t: _Tok, what: str) -> str:
+        try:
+            return json.loads(t.text)
+        except ValueError as e:  # json.JSONDecodeError: a bad escape
+            raise self.error(f"bad quoted {what}: {e.msg}", t) from None
+
+    def build(self, tok: _Tok, fn, *args, **kwargs):
+        """A Graph mutation; what it refuses (a duplicate name) is the text's fault."""
+        try:
+            return fn(*args, **kwargs)
+        except IRError as e:
+            raise self.error(str(e), tok) from None
 
     def at(self, text: str) -> bool:
         t = self.tok
@@ -114,7 +148,7 @@ class _Parser:
             return t.text
         if t.kind == "string":
             self.i += 1
-            return json.loads(t.text)
+            return self.string(t, "name")
         raise self.error("expected a name")
 
     # -------------------------------------------------------------- types
@@ -143,7 +177,10 @@ class _Parser:
             if not self.accept(","):
                 break
         self.expect("]")
-        return TensorType(dtype, tuple(dims))
+        try:
+            return TensorType(dtype, tuple(dims))
+        except (ValueError, TypeError) as e:
+            raise self.error(f"bad type: {e}", t) from None
 
     # -------------------------------------------------------------- literals
     def _element(self, dtype: DType):
@@ -155,12 +192,29 @@ class _Parser:
         if dtype is DType.STRING:
             if t.kind != "string":
                 raise self.error("expected a string", t)
-            return json.loads(t.text)
-        if t.text in ("nan", "inf", "-inf", "+inf"):
+            s = self._json(t, "string")
+            try:
+                s.encode("utf-8")
+                return s
+            except UnicodeEncodeError:  # bytes that are not UTF-8, printed surrogate-escaped
+                try:
+                    return s.encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError:
+                    raise self.error("the string holds a surrogate escape that stands for no byte", t) from None
+        floating = dtype.is_float and dtype is not DType.BFLOAT16  # bf16 prints its bits
+        if floating and t.text in ("nan", "inf", "-inf", "+inf"):
             return float(t.text)
         if t.kind != "number":
             raise self.error("expected a number", t)
-        return float(t.text) if dtype.is_float and dtype is not DType.BFLOAT16 else int(t.text)
+        if floating:
+            return float(t.text)
+        if not re.fullmatch(r"[-+]?\d+", t.text):
+            raise self.error(f"expected an integer for a {dtype.short} element", t)
+        v = int(t.text)
+        info = np.iinfo(np.uint16 if dtype is DType.BFLOAT16 else dtype.numpy)
+        if not info.min <= v <= info.max:
+            raise self.error(f"{v} is out of range for {dtype.short} ({info.min}..{info.max})", t)
+        return v
 
     def tensor_data(self, ttype: TensorType) -> TensorData:
         kw = self.tok
@@ -177,12 +231,21 @@ class _Parser:
             t = self.next()
             if t.kind != "string":
                 raise self.error("expected a quoted base64 string", t)
-            raw = base64.b64decode(json.loads(t.text))
+            if ttype.dtype is DType.STRING:
+                raise self.error("a string constant is written dense<[...]>, not base64", t)
+            try:
+                raw = base64.b64decode(self._json(t, "base64 string"), validate=True)
+            except binascii.Error as e:
+                raise self.error(f"bad base64 data: {e}", t) from None
             self.expect(">")
-            npdt = np.uint16 if ttype.dtype is DType.BFLOAT16 else ttype.dtype.numpy
+            npdt = np.dtype(np.uint16 if ttype.dtype is DType.BFLOAT16 else ttype.dtype.numpy)
+            if len(raw) % npdt.itemsize:
+                raise self.error(f"base64 data holds {len(raw)} bytes, not a whole number of "
+                                 f"{ttype.dtype.short} elements", t)
+            if len(raw) != ttype.numel() * npdt.itemsize:
+                raise self.error(f"base64 data holds {len(raw)} bytes ({len(raw) // npdt.itemsize} elements), "
+                                 f"the type says {ttype.numel()}", kw)
             arr = np.frombuffer(raw, dtype=npdt).copy()
-            if arr.size != ttype.numel():
-                raise self.error(f"base64 data holds {arr.size} elements, the type says {ttype.numel()}", kw)
             return TensorData(arr.reshape(shape), ttype.dtype)
         if kind != "dense":
             raise self.error("expected dense<...>, base64<...> or elided<...>", kw)
@@ -208,11 +271,11 @@ class _Parser:
         t = self.tok
         if t.kind == "string":
             self.i += 1
-            return Attr.string(json.loads(t.text))
+            return Attr.string(self.string(t, "attribute string"))
         if t.kind == "number" or t.text in ("nan", "inf", "-inf"):
             self.i += 1
             if t.kind == "number" and re.fullmatch(r"[-+]?\d+", t.text):
-                return Attr.int(int(t.text))
+                return Attr.int(self._int64(t))
             return Attr.float(float(t.text))
         if t.text in ("ints", "floats", "strings") and self.toks[self.i + 1].text == "[":
             self.i += 2
@@ -227,9 +290,9 @@ class _Parser:
                     break
             self.expect("]")
             if all(x.kind == "string" for x in items):
-                return Attr.strings([json.loads(x.text) for x in items])
+                return Attr.strings([self.string(x, "attribute string") for x in items])
             if all(x.kind == "number" and re.fullmatch(r"[-+]?\d+", x.text) for x in items):
-                return Attr.ints([int(x.text) for x in items])
+                return Attr.ints([self._int64(x) for x in items])
             if all(x.kind == "number" or x.text in ("nan", "inf", "-inf") for x in items):
                 return Attr.floats([float(x.text) for x in items])
             raise self.error("a list attribute holds ints, floats or strings", t)
@@ -244,6 +307,12 @@ class _Parser:
         if t.text == "graph":
             return Attr.graph(self.graph(parent_scope=graph))
         raise self.error("expected an attribute value")
+
+    def _int64(self, t: _Tok) -> int:
+        v = int(t.text)
+        if not -(2 ** 63) <= v < 2 ** 63:
+            raise self.error(f"{v} is out of range for an int attribute (int64)", t)
+        return v
 
     # -------------------------------------------------------------- graphs
     def value_ref(self, graph: Graph) -> Optional[Value]:
@@ -262,10 +331,10 @@ class _Parser:
         g = Graph(name, scope=parent_scope)
         self.expect("(")
         while not self.at(")"):
-            self.expect("%")
+            tok = self.expect("%")
             vname = self.ident()
             self.expect(":")
-            g.add_input(vname, self.tensor_type())
+            self.build(tok, g.add_input, vname, self.tensor_type())
             if not self.accept(","):
                 break
         self.expect(")")
@@ -277,7 +346,9 @@ class _Parser:
                     raise self.error("expected a quoted domain", t)
                 self.expect(":")
                 v = self.next()
-                g.opset_imports[json.loads(t.text)] = int(v.text)
+                if v.kind != "number" or not re.fullmatch(r"\d+", v.text):
+                    raise self.error("expected an opset version (a non-negative integer)", v)
+                g.opset_imports[self.string(t, "domain")] = int(v.text)
                 if not self.accept(","):
                     break
             self.expect(")")
@@ -286,13 +357,13 @@ class _Parser:
             if self.tok.kind == "eof":
                 raise self.error("graph body ends without return")
             if self.accept("const"):
-                self.expect("%")
+                tok = self.expect("%")
                 cname = self.ident()
                 self.expect(":")
                 ttype = self.tensor_type()
                 self.expect("=")
                 data = self.tensor_data(ttype)
-                g.add_constant(cname, data, provenance=self.provenance())
+                self.build(tok, g.add_constant, cname, data, provenance=self.provenance())
             else:
                 self.node(g)
         self.expect("return")
@@ -365,8 +436,8 @@ class _Parser:
         for o in outs:
             if o is not None and g.lookup(o[0]) is not None:
                 raise self.error(f"value %{o[0]} is defined twice", start)
-        node = g.add_node(
-            op_type, inputs, [None if o is None else o[1] for o in outs], attrs,
+        node = self.build(
+            start, g.add_node, op_type, inputs, [None if o is None else o[1] for o in outs], attrs,
             name=name, domain=domain, output_names=[None if o is None else o[0] for o in outs],
             provenance=prov,
         )
@@ -378,7 +449,10 @@ class _Parser:
 def parse_ir(text: str) -> Graph:
     """Parse the text form back into a Graph. Raises ParseError naming line and column."""
     p = _Parser(text)
-    g = p.graph()
+    try:
+        g = p.graph()
+    except RecursionError:
+        raise p.error("subgraphs are nested too deeply") from None
     if p.tok.kind != "eof":
         raise p.error("unexpected text after the graph")
     return g

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..errors import GraphoptError  # a leaf module (no imports): the layering holds
 from .graph import Graph, Node, Use, Value
 from .types import TensorType
 
 
-class VerificationError(ValueError):
+class VerificationError(GraphoptError, ValueError):
+    """A graph that is not well formed; ``problems`` lists each, naming its node."""
+
     def __init__(self, problems: list[str]):
         self.problems = problems
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        super().__init__("graph verification failed:\n  " + "\n  ".join(problems[:10]) + more)
+        # One line, as every user error: the CLI prints it after "graphopt: error:".
+        super().__init__("graph verification failed: " + "; ".join(problems[:10]) + more)
 
 
 def _compatible(declared: TensorType, inferred: TensorType) -> Optional[str]:
