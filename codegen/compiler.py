@@ -119,7 +119,9 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
 
         bad = fallback_nodes(graph)
     if not bad:
-        ex, params = _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress)
+        ex, params, nonce, specs = _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir,
+                                                progress, manifest["inputs"], manifest["outputs"])
+        manifest["libraries"], manifest["param_specs"] = {"model.so": nonce}, {"params.npz": specs}
         manifest["report"] = _manifest_report(report)
         return CompiledModel(manifest, ex, params, report=report)
 
@@ -131,6 +133,7 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     units = partition(graph, set(report.fallback_nodes))
     unit_models(graph, units)
     stages, files, specs = [], {}, []
+    manifest["libraries"], manifest["param_specs"] = {}, {}
     for i, u in enumerate(units):
         if u.kind == ORT:
             data = u.model.SerializeToString()
@@ -140,10 +143,12 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
             specs.append({"kind": "ort", "model": fname, "inputs": u.inputs, "outputs": u.outputs, "nodes": u.nodes})
             continue
         sub = import_onnx(u.model)
-        ex, params = _compile_tvm(sub, tgt, target, report, tune_trials, tune_time, cache_dir, progress)
+        in_names = [v.name for v in sub.inputs]
+        ex, params, nonce, pspecs = _compile_tvm(sub, tgt, target, report, tune_trials, tune_time, cache_dir,
+                                                 progress, in_names, list(u.outputs))
         lib, pf = f"stage{i}.so", f"stage{i}.npz"
         files[lib], files[pf] = ex, list(params)
-        in_names = [v.name for v in sub.inputs]
+        manifest["libraries"][lib], manifest["param_specs"][pf] = nonce, pspecs
         stages.append(_TvmStage(ex, params, in_names, u.outputs, target))
         specs.append({"kind": "tvm", "lib": lib, "params": pf, "inputs": in_names, "outputs": u.outputs,
                       "nodes": u.nodes})
@@ -158,8 +163,25 @@ def _manifest_report(report: "CompileReport") -> dict:
             "from_database": report.from_database, "fallback_nodes": report.fallback_nodes}
 
 
-def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress):
-    """Lower, (tune,) build one graph; accumulates into ``report``. (executable, params)"""
+def _stamp_library_id(mod, inputs, outputs, params) -> tuple[str, list]:
+    """Add a function that returns the library's id (see `artifact.library_id`) to ``mod``;
+    (nonce, parameter specs) for the manifest."""
+    import secrets
+
+    from tvm import relax
+
+    from .artifact import LIBRARY_ID_FN, library_id, param_specs
+
+    nonce, specs = secrets.token_hex(8), param_specs(params)
+    fn = relax.Function([], relax.ShapeExpr(library_id(nonce, inputs, outputs, specs)))
+    mod[LIBRARY_ID_FN] = fn.with_attr("global_symbol", LIBRARY_ID_FN)
+    return nonce, specs
+
+
+def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs):
+    """Lower, (tune,) build one graph; accumulates into ``report``. (executable, params,
+    library nonce, parameter specs); ``sig_*`` are what the manifest records of its inputs
+    and outputs, which the library's id covers."""
     from .build import BuildStats, build
     from .lowering import lower
 
@@ -186,6 +208,7 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
         from .tuning import existing_database
 
         database = existing_database(tgt, target, cache_dir)
+    nonce, specs = _stamp_library_id(lowered.mod, sig_inputs, sig_outputs, lowered.params)
     stats = BuildStats()
     ex = build(lowered.mod, tgt, target, database=database, stats=stats)
     report.build_s += stats.seconds
@@ -193,7 +216,7 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
     for k, v in stats.scheduled.items():
         report.scheduled[k] = report.scheduled.get(k, 0) + v
     report.from_database += stats.from_database
-    return ex, lowered.params
+    return ex, lowered.params, nonce, specs
 
 
 class _TvmStage:
@@ -316,11 +339,10 @@ class CompiledModel:
             if hasattr(a, "detach") and hasattr(a, "numpy"):  # a torch tensor
                 a = a.detach().cpu().numpy()
             if not isinstance(a, np.ndarray):
-                if np.isscalar(a) or isinstance(a, (list, tuple)):
-                    a = np.asarray(a)
-                else:
-                    raise InputError(f"input {name!r}: expected a numpy array, got {type(a).__name__}")
+                a = _as_array(name, a)
             _check_input(s, a.dtype.name, tuple(a.shape), symbols)
+            if not a.dtype.isnative:  # a big-endian .npy: TVM reads native byte order only
+                a = a.astype(a.dtype.newbyteorder("="), order="C")
             out.append(a if a.flags.c_contiguous else np.array(a, order="C"))
         return out
 
@@ -365,8 +387,10 @@ class CompiledModel:
 
         if "stages" in self.manifest:
             return artifact.save(path, None, None, self.manifest, files=self._files)
-        # The parameters live once, as TVM tensors; save reads them back.
-        return artifact.save(path, self._executable, self._stages[0].host_params(), self.manifest)
+        # The parameters live once, as TVM tensors; save reads them back. A loaded library
+        # cannot be exported again: its bytes, kept at load, are written instead.
+        lib = self._files[artifact.LIBRARY] if self._files else self._executable
+        return artifact.save(path, lib, self._stages[0].host_params(), self.manifest)
 
     @staticmethod
     def load(path) -> "CompiledModel":
@@ -384,20 +408,66 @@ class CompiledModel:
             stages = []
             for sp in manifest["stages"]:
                 if sp["kind"] == "ort":
-                    stages.append(_OrtStage((Path(path) / sp["model"]).read_bytes(), sp["inputs"], sp["outputs"]))
+                    stages.append(_load_ort_stage(path, sp))
                 else:
-                    lib = artifact.load_library(path, sp["lib"])
-                    ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
-                    stages.append(_TvmStage(ex, artifact.load_params(path, sp["params"]), sp["inputs"], sp["outputs"],
-                                            manifest["target"]))
+                    stages.append(_load_tvm_stage(path, manifest, sp["lib"], sp["params"], sp["inputs"],
+                                                  sp["outputs"]))
             # The files as they are on disk, so that the loaded model saves again.
             files = {name: (Path(path) / name).read_bytes() for name in artifact.payload_files(manifest)}
             return CompiledModel(manifest, None, [], stages=stages, files=files)
-        try:
-            ex = relax.VMExecutable(lib) if hasattr(relax, "VMExecutable") else lib
-        except Exception:
-            ex = lib
-        return CompiledModel(manifest, ex, params)
+        st = _load_tvm_stage(path, manifest, artifact.LIBRARY, artifact.PARAMS, manifest["inputs"],
+                             manifest["outputs"], lib=lib, params=params)
+        return CompiledModel(manifest, st.executable, [], stages=[st],
+                             files={artifact.LIBRARY: (Path(path) / artifact.LIBRARY).read_bytes()})
+
+
+def _load_tvm_stage(path, manifest: dict, lib_name: str, params_name: str, sig_inputs, sig_outputs, lib=None,
+                    params=None) -> _TvmStage:
+    """A TVM stage from an artifact's files, refused unless its library carries the id
+    that the manifest's nonce, inputs, outputs and parameter specs give."""
+    from tvm import relax
+
+    from . import artifact
+
+    lib = lib if lib is not None else artifact.load_library(path, lib_name)
+    params = params if params is not None else artifact.load_params(path, params_name, manifest)
+    try:
+        ex = relax.VMExecutable(lib)
+    except Exception as e:
+        raise artifact.ArtifactError(f"{Path(path) / lib_name}: not a compiled Relax library ({type(e).__name__})") \
+            from None
+    names = lambda io: [x["name"] if isinstance(x, dict) else x for x in io]  # noqa: E731
+    try:
+        st = _TvmStage(ex, params, names(sig_inputs), names(sig_outputs), manifest["target"])
+    except Exception as e:  # the VM refuses the library (not one of graphopt's)
+        raise artifact.ArtifactError(f"{Path(path) / lib_name}: cannot start the compiled library "
+                                     f"({type(e).__name__})") from None
+    if st.params is not None:
+        expected = artifact.library_id(manifest["libraries"][lib_name], sig_inputs, sig_outputs,
+                                       manifest["param_specs"][params_name])
+        artifact.check_library_id(st.vm, path, lib_name, expected)
+    return st
+
+
+def _load_ort_stage(path, sp: dict):
+    from . import artifact
+
+    fpath = Path(path) / sp["model"]
+    try:
+        return _OrtStage(fpath.read_bytes(), sp["inputs"], sp["outputs"])
+    except Exception as e:  # onnxruntime's own errors: a damaged or substituted region
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise artifact.ArtifactError(f"{fpath}: onnxruntime cannot load this region: {first}") from None
+
+
+def _as_array(name: str, a) -> np.ndarray:
+    """A Python scalar or (nested) list as an array; anything else is the caller's error."""
+    if not (np.isscalar(a) or isinstance(a, (list, tuple))):
+        raise InputError(f"input {name!r}: expected a numpy array, got {type(a).__name__}")
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as e:  # ragged nesting
+        raise InputError(f"input {name!r}: not an array: {e}") from None
 
 
 def _check_input(spec: dict, dtype_name: str, shape: tuple, symbols: dict) -> None:
