@@ -6,7 +6,7 @@ one's outputs are replaced by the earlier one's (which comes first in topologica
 so it dominates every user of the later one). Two constants are the same when their dtype,
 shape and bytes are equal (NaNs included).
 
-Conditions: nondeterministic ops (the Random* family, Bernoulli, Multinomial) and nodes
+Conditions: ops whose registry traits say they are not deterministic (Dropout) and nodes
 holding subgraphs are never merged; a graph output keeps its name (when the later node's
 output is a graph output, the earlier value is renamed to it, or the merge is skipped if
 that cannot be done).
@@ -17,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from graphopt.ir import AttrKind, Graph, Node, Value
+from graphopt.ops import get_schema
 from graphopt.pipeline import Pass, PassContext, all_graphs, register_pass
-from graphopt.pipeline.rewrite import replace_node, why_not_replace
+from graphopt.rewrite import replace_node, why_not_replace
 
-NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
-                    "Multinomial", "Dropout"}
+
+def _deterministic(node: Node) -> bool:
+    s = get_schema(node.op_type, node.domain)
+    return s is not None and s.traits.deterministic
 
 
 def _key(node: Node):
@@ -84,7 +87,7 @@ class CommonSubexpressionElimination(Pass):
         changed = False
         seen: dict[tuple, Node] = {}
         for node in g.nodes:
-            if node.op_type in NONDETERMINISTIC or node.subgraphs():
+            if not _deterministic(node) or node.subgraphs():
                 continue
             key = _key(node)
             first = seen.get(key)

@@ -9,7 +9,9 @@ Not bit-exact: the folded weights are rounded once to float32 (computed in float
 results move by float32 rounding, within the oracle's float32 tolerance; that is why this
 is an -O2 pass and not part of -O1's exact cleanup. Conditions: W (and b, and the affine
 parameters) are float constants; the conv's output has no other user (else the conv would
-be computed twice); the per-channel operand broadcasts only along the channel axis.
+be computed twice: the matcher's containment check refuses such a site and says which node
+also uses it); the per-channel operand broadcasts only along the channel axis. Mul and Add
+match with the conv on either side (they are commutative).
 """
 
 from __future__ import annotations
@@ -20,20 +22,13 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import Graph, Value
-from graphopt.pipeline import Const, Op, Opt, Pass, PassContext, RuleSet, Var, all_of, apply_rules, register_pass
+from graphopt.pipeline import Const, Op, Opt, Pass, PassContext, RuleSet, Var, apply_rules, register_pass
 
 rules = RuleSet("fuse-conv-bn")
 
 
 def _float_const(a: np.ndarray) -> Optional[str]:
     return None if a.dtype in (np.float32, np.float64, np.float16) else f"is {a.dtype}, not a float"
-
-
-def _sole_user(m) -> Optional[str]:
-    conv_out: Value = m.conv.output
-    if len(conv_out.uses()) != 1 or conv_out.is_graph_output():
-        return f"%{conv_out.name} has other users: folding would compute the conv twice"
-    return None
 
 
 def _per_channel(m, key: str) -> Optional[str]:
@@ -77,8 +72,7 @@ CONV = Op("Conv", Var("x"), Const("w", _float_const), Opt(Const("b", _float_cons
 @rules.rule("batchnorm", "BatchNormalization(Conv(x, W, b), g, beta, mu, var) -> Conv(x, W*s, (b-mu)*s+beta), "
             "s = g/sqrt(var+eps)",
             Op("BatchNormalization", CONV, Const("scale", _float_const), Const("shift", _float_const),
-               Const("mean", _float_const), Const("var", _float_const), name="bn", training_mode=0),
-            where=_sole_user)
+               Const("mean", _float_const), Const("var", _float_const), name="bn", training_mode=0))
 def _fold_bn(rw, m):
     eps = float(m.bn.attr("epsilon", 1e-5))
     s = m.array("scale").astype(np.float64) / np.sqrt(m.array("var").astype(np.float64) + eps)
@@ -87,14 +81,14 @@ def _fold_bn(rw, m):
 
 
 @rules.rule("mul", "Mul(Conv(x, W, b), c) -> Conv(x, W*c, b*c), c per output channel",
-            Op("Mul", CONV, Const("c", _float_const)), where=all_of(_sole_user, lambda m: _per_channel(m, "c")))
+            Op("Mul", CONV, Const("c", _float_const)), where=lambda m: _per_channel(m, "c"))
 def _fold_mul(rw, m):
     c = _channel_vector(m, "c")
     return _conv(rw, m, _scale_weights(m.array("w"), c), _bias(m) * c)
 
 
 @rules.rule("add", "Add(Conv(x, W, b), d) -> Conv(x, W, b+d), d per output channel",
-            Op("Add", CONV, Const("d", _float_const)), where=all_of(_sole_user, lambda m: _per_channel(m, "d")))
+            Op("Add", CONV, Const("d", _float_const)), where=lambda m: _per_channel(m, "d"))
 def _fold_add(rw, m):
     return _conv(rw, m, m.array("w").astype(np.float64), _bias(m) + _channel_vector(m, "d"))
 

@@ -5,6 +5,10 @@ Every rule here replaces a node by a value that is equal element for element, wi
 same dtype and the same shape (the driver refuses a replacement whose type differs, or
 one that would rename a graph output). Where a rule is exact only up to the sign of zero,
 it says so: IEEE compares -0 and +0 equal, and so does the oracle.
+
+Commutative ops match in either operand order (the matcher does that), so no rule is
+spelled twice. Rules that only bypass nodes (``Neg(Neg(x)) -> x``) are marked ``shared``:
+an inner node with other users stays for them, and the rewrite is still right.
 """
 
 from __future__ import annotations
@@ -139,7 +143,7 @@ def _exact_round_trip(m) -> Optional[str]:
 # Cast(Cast(x: A, to=B), to=A) = x when B holds every value of A exactly
 casts.add("cast-round-trip", "Cast(Cast(x: A, to=B), to=A) -> x (B holds every A exactly)",
           Op("Cast", Op("Cast", Var("x")), name="outer"), lambda rw, m: m.x,
-          where=lambda m: _exact_round_trip(_with(m, "mid", m.outer.inputs[0])))
+          where=lambda m: _exact_round_trip(_with(m, "mid", m.outer.inputs[0])), shared=True)
 
 
 def _with(m, key, v):
@@ -167,7 +171,7 @@ def _outer_shape_ok(m) -> Optional[str]:
 # Reshape(Reshape(x, s1), s2) = Reshape(x, s2) when s2 names no dim of the inner result (no 0s)
 @shapes.rule("reshape-reshape", "Reshape(Reshape(x, s1), s2) -> Reshape(x, s2) (s2 has no 0)",
              Op("Reshape", Op("Reshape", Var("x"), Var()), Const("s2"), allowzero=Bind("allowzero")),
-             where=_outer_shape_ok)
+             where=_outer_shape_ok, shared=True)
 def _reshape_reshape(rw, m):
     attrs = {"allowzero": 1} if int(m.allowzero or 0) else {}
     return rw.op("Reshape", [m.x, m.s2], attrs).output
@@ -190,7 +194,8 @@ def _rank_known(m) -> Optional[str]:
 
 # Transpose(Transpose(x, p), q) = Transpose(x, p[q]) (and = x when p[q] is the identity)
 @shapes.rule("transpose-transpose", "Transpose(Transpose(x, p), q) -> Transpose(x, [p[i] for i in q]) or x",
-             Op("Transpose", Op("Transpose", Var("x"), perm=Bind("p")), perm=Bind("q")), where=_rank_known)
+             Op("Transpose", Op("Transpose", Var("x"), perm=Bind("p")), perm=Bind("q")), where=_rank_known,
+             shared=True)
 def _transpose_transpose(rw, m):
     r = m.x.type.rank
     p, q = _perm(m.p, r), _perm(m.q, r)
@@ -215,7 +220,7 @@ def _squeeze_unsqueeze(m) -> Optional[str]:
 # Squeeze(Unsqueeze(x, axes), axes) = x
 shapes.add("squeeze-unsqueeze", "Squeeze(Unsqueeze(x, a), a) -> x",
            Op("Squeeze", Op("Unsqueeze", Var("x"), Var("a1")), Var("a2")), lambda rw, m: m.x,
-           where=_squeeze_unsqueeze)
+           where=_squeeze_unsqueeze, shared=True)
 
 
 def _unsqueeze_squeeze(m) -> Optional[str]:
@@ -232,7 +237,7 @@ def _unsqueeze_squeeze(m) -> Optional[str]:
 # Unsqueeze(Squeeze(x, axes), axes) = x (the squeezed dims were 1, and come back as 1)
 shapes.add("unsqueeze-squeeze", "Unsqueeze(Squeeze(x, a), a) -> x",
            Op("Unsqueeze", Op("Squeeze", Var("x"), Var("a1")), Var("a2")), lambda rw, m: m.x,
-           where=_unsqueeze_squeeze)
+           where=_unsqueeze_squeeze, shared=True)
 
 # Expand(x, s) = x when the result has x's (static) shape
 shapes.add("expand-noop", "Expand(x, s) -> x (the shape does not change)",
@@ -243,15 +248,12 @@ shapes.add("flatten-noop", "Flatten(x) -> x (x is already the 2-D result)",
            Op("Flatten", Var("x"), name="f"), lambda rw, m: m.x,
            where=lambda m: _same_type(_with(m, "y", m.f.output), "x", "y"))
 
-# x * 1 = 1 * x = x (exact for every dtype); the constant must not broadcast x
+# x * 1 = x (exact for every dtype; 1 * x too: the matcher tries both orders of a
+# commutative op); the constant must not broadcast x
 arith.add("mul-one", "x * 1 -> x", Op("Mul", Var("x"), Const("c", _fills(1))), lambda rw, m: m.x,
           where=lambda m: _broadcasts_into(m, "c", "x"))
-arith.add("one-mul", "1 * x -> x", Op("Mul", Const("c", _fills(1)), Var("x")), lambda rw, m: m.x,
-          where=lambda m: _broadcasts_into(m, "c", "x"))
-# x + 0 = 0 + x = x (exact for ints; for floats up to the sign of zero: -0 + 0 = +0)
+# x + 0 = x (and 0 + x; exact for ints; for floats up to the sign of zero: -0 + 0 = +0)
 arith.add("add-zero", "x + 0 -> x", Op("Add", Var("x"), Const("c", _fills(0))), lambda rw, m: m.x,
-          where=lambda m: _broadcasts_into(m, "c", "x"))
-arith.add("zero-add", "0 + x -> x", Op("Add", Const("c", _fills(0)), Var("x")), lambda rw, m: m.x,
           where=lambda m: _broadcasts_into(m, "c", "x"))
 # x - 0 = x (exact: -0 - 0 = -0)
 arith.add("sub-zero", "x - 0 -> x", Op("Sub", Var("x"), Const("c", _fills(0))), lambda rw, m: m.x,
@@ -263,9 +265,9 @@ arith.add("div-one", "x / 1 -> x", Op("Div", Var("x"), Const("c", _fills(1))), l
 arith.add("pow-one", "x ** 1 -> x", Op("Pow", Var("x"), Const("c", _fills(1))), lambda rw, m: m.x,
           where=lambda m: _broadcasts_into(m, "c", "x"))
 # -(-x) = x (exact, including for the most negative int: both negations wrap)
-arith.add("neg-neg", "Neg(Neg(x)) -> x", Op("Neg", Op("Neg", Var("x"))), lambda rw, m: m.x)
+arith.add("neg-neg", "Neg(Neg(x)) -> x", Op("Neg", Op("Neg", Var("x"))), lambda rw, m: m.x, shared=True)
 # not(not x) = x
-arith.add("not-not", "Not(Not(x)) -> x", Op("Not", Op("Not", Var("x"))), lambda rw, m: m.x)
+arith.add("not-not", "Not(Not(x)) -> x", Op("Not", Op("Not", Var("x"))), lambda rw, m: m.x, shared=True)
 
 RULE_SETS = {"noops": noops, "casts": casts, "shapes": shapes, "arith": arith}
 RULES = [r for rs in RULE_SETS.values() for r in rs.rules]

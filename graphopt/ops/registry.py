@@ -31,6 +31,19 @@ class AttrSpec:
 
 
 @dataclass(frozen=True)
+class OpTraits:
+    """What passes need to know about an op beyond its types. ``commutative``: a binary op
+    whose two inputs may be swapped (the rewrite matcher tries both orders);
+    ``deterministic``: equal inputs give equal outputs (CSE may merge two such nodes, and
+    fold-constants may evaluate them once); ``control_flow``: runs subgraphs (If, Loop,
+    Scan)."""
+
+    commutative: bool = False
+    deterministic: bool = True
+    control_flow: bool = False
+
+
+@dataclass(frozen=True)
 class OpSchema:
     op_type: str
     domain: str
@@ -40,6 +53,7 @@ class OpSchema:
     attrs: Mapping[str, AttrSpec]
     infer: Callable[["InferContext"], Sequence[Optional[TensorType]]]
     doc: str = ""
+    traits: OpTraits = OpTraits()
 
     @property
     def min_inputs(self) -> int:
@@ -145,6 +159,18 @@ def register(op_type: str, inputs: Sequence[str], outputs: Sequence[str], attrs:
         return fn
 
     return deco
+
+
+def set_traits(op_types: Sequence[str], *, domain: str = "", **traits) -> None:
+    """Give registered ops traits (next to their registration, in their family's file)."""
+    from dataclasses import replace
+
+    for op in op_types:
+        key = (domain, op)
+        if key not in _REGISTRY:
+            raise ValueError(f"set_traits: op {op!r} is not registered")
+        s = _REGISTRY[key]
+        _REGISTRY[key] = replace(s, traits=replace(s.traits, **traits))
 
 
 def get_schema(op_type: str, domain: str = "") -> Optional[OpSchema]:

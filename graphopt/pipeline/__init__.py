@@ -1,4 +1,5 @@
-"""The pass manager: passes and their registry, pipelines, instruments, rewrite rules.
+"""The pass manager: passes and their registry, pipelines, instruments; the rewrite rules
+(`graphopt.rewrite`) re-exported for passes.
 
     from graphopt.pipeline import run_passes
     run_passes(graph, "O1", verify_each=True, time_passes=True)
@@ -15,12 +16,12 @@ from .errors import (NumericsMismatchError, PassError, PassFailedError, PassOpti
 from .instruments import CheckNumerics, DumpIR, PrintAfter, TimePasses, VerifyEach
 from .manager import Fixpoint, Instrument, PassManager, PassRecord
 from .pipelines import PIPELINES, build_pipeline, parse_spec, pipeline_names
-from .rewrite import (Bind, Const, ExplainLog, Match, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, all_of,
-                      apply_rules, fail)
+from ..rewrite import (Bind, Const, ExplainLog, Match, Maybe, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, all_of,
+                       apply_rules, fail)
 
 __all__ = [
     "Application", "Bind", "BisectResult", "CheckNumerics", "Const", "DumpIR", "ExplainLog", "Fixpoint", "Instrument",
-    "Match", "NumericsMismatchError", "Op", "Opt", "PIPELINES", "Pass", "PassContext", "PassError", "PassFailedError",
+    "Match", "Maybe", "NumericsMismatchError", "Op", "Opt", "PIPELINES", "Pass", "PassContext", "PassError", "PassFailedError",
     "PassManager", "PassOptionError", "PassRecord", "PassVerificationError", "PipelineRun", "PrintAfter", "Rewriter",
     "Rule", "RuleError", "RuleSet", "TimePasses", "UnknownPassError", "Var", "VerifyEach", "all_graphs",
     "all_of", "apply_rules", "bisect", "build_pipeline", "clone_graph", "fail", "get_pass", "parse_spec", "pipeline_names",

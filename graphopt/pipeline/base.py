@@ -60,7 +60,7 @@ class PassContext:
         self.record = record
         self.applications: list[Application] = []
         self.refused = 0
-        from .rewrite import ExplainLog
+        from ..rewrite import ExplainLog
 
         self.explain: Optional[ExplainLog] = ExplainLog() if explain else None
         self.pass_name = ""

@@ -6,7 +6,7 @@ from typing import Optional
 
 from ...ir import AttrKind, Graph
 from ...ir.types import DType, TensorType
-from ..registry import REQUIRED, AttrSpec, InferContext, register
+from ..registry import REQUIRED, AttrSpec, InferContext, register, set_traits
 from ._shapes import check_dtype, fmt_shape, tt
 
 
@@ -71,3 +71,7 @@ def infer_loop(ctx: InferContext):
         idx = n + j
         outs.append(tt(t.dtype, None if t.shape is None else (ctx.fresh_dim(idx, 0),) + tuple(t.shape)))
     return outs
+
+
+# If and Loop run subgraphs: passes and the lowering treat them as control flow.
+set_traits(["If", "Loop"], control_flow=True)

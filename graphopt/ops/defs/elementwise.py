@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import AttrKind
 from ...ir.types import DType, TensorType
-from ..registry import REQUIRED, AttrSpec, InferContext, register
+from ..registry import REQUIRED, AttrSpec, InferContext, register, set_traits
 from ._shapes import broadcast, check_dtype, same_dtype
 
 
@@ -87,6 +87,8 @@ _binary("BitShift", UINT, ("X", "Y", "Z"), attrs={"direction": AttrSpec(AttrKind
 _binary("Equal", ANY, out_dtype=DType.BOOL)
 for _op in ("Less", "LessOrEqual", "Greater", "GreaterOrEqual"):
     _binary(_op, NUM, out_dtype=DType.BOOL)
+# a op b = b op a, elementwise with broadcasting (the matcher tries both orders)
+set_traits(["Add", "Mul", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Equal"], commutative=True)
 
 
 @register("Pow", ["X", "Y"], ["Z"])
@@ -125,6 +127,8 @@ _variadic("Max", NUM, "max")
 _variadic("Min", NUM, "min")
 _variadic("Sum", F, "sum")
 _variadic("Mean", F, "mean")
+# with two inputs: Max(a, b) = Max(b, a) (NaN propagates from either side), likewise Min, Sum, Mean
+set_traits(["Max", "Min", "Sum", "Mean"], commutative=True)
 
 
 @register("Clip", ["input", "min?", "max?"], ["output"])

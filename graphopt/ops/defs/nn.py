@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape, TensorType
-from ..registry import REQUIRED, AttrSpec, InferContext, register
+from ..registry import REQUIRED, AttrSpec, InferContext, register, set_traits
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, merge_dim, norm_axis, same_dtype,
                       tt)
@@ -408,6 +408,10 @@ def infer_dropout(ctx: InferContext):
     if ctx.has_input(2) and ctx.dtype(2) is not DType.BOOL:
         raise ctx.fail(f"Dropout training_mode must be bool, got {ctx.dtype(2).short}")
     return [tt(dt, ctx.shape(0)), tt(DType.BOOL, ctx.shape(0))]
+
+
+# In training mode Dropout draws a fresh mask each run: two Dropouts of one input differ.
+set_traits(["Dropout"], deterministic=False)
 
 
 def _softmax_like(ctx: InferContext):
