@@ -36,14 +36,16 @@ class Result:
     seconds: float
 
 
-def _worker_main(conn, root: str, log: str) -> None:
+def _worker_main(conn, root: str, log: str, warm: bool = True) -> None:
     # Native libraries (TVM, onnxruntime) write to fds 1 and 2; keep that out of the report.
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.environ[_ROOT_ENV] = root
     import graphopt  # noqa: F401 - imported once per worker, before the first case's clock starts
-    import graphopt.codegen.compiler  # noqa: F401
+
+    if warm:
+        import graphopt.codegen.compiler  # noqa: F401 - TVM, which most cases need
 
     ctx = Ctx(root)
     conn.send("ready")
@@ -62,11 +64,11 @@ def _worker_main(conn, root: str, log: str) -> None:
 class _Worker:
     _count = 0
 
-    def __init__(self, mpctx, root: Path):
+    def __init__(self, mpctx, root: Path, warm: bool = True):
         _Worker._count += 1
         self.log = root / f"worker-{_Worker._count}.log"
         self.conn, child = mpctx.Pipe()
-        self.proc = mpctx.Process(target=_worker_main, args=(child, str(root), str(self.log)), daemon=True)
+        self.proc = mpctx.Process(target=_worker_main, args=(child, str(root), str(self.log), warm), daemon=True)
         self.proc.start()
         child.close()
         self.ready = False
@@ -76,8 +78,21 @@ class _Worker:
 
     def assign(self, case: Case) -> None:
         self.case, self.started = case, time.monotonic()
+        self.log_at = self.log.stat().st_size if self.log.exists() else 0
         self.deadline = self.started + case.timeout + _MARGIN
         self.conn.send(case)
+
+    def case_log(self, n: int = 6) -> str:
+        """The first lines the worker wrote during its last case (a fatal signal's report)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(getattr(self, "log_at", 0))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln for ln in text.splitlines() if ln.strip() and "Warning: Scope" not in ln]
+        fatal = next((i for i, ln in enumerate(lines) if "Fatal" in ln or "Segmentation" in ln or "!!!" in ln), 0)
+        return "\n".join(lines[fatal:fatal + n])
 
     def log_tail(self, n: int = 4) -> str:
         try:
@@ -92,11 +107,13 @@ class _Worker:
         self.proc.join(10)
 
 
-def run_cases(cases: list, root: Path, jobs: int = 2, on_result: Optional[Callable] = None) -> list:
+def run_cases(cases: list, root: Path, jobs: int = 2, on_result: Optional[Callable] = None, warm: bool = True) -> list:
+    """Run ``cases`` in ``jobs`` workers; a Result per case, in the order they finished.
+    ``warm``: workers import TVM before their first case."""
     mpctx = mp.get_context("spawn")
     pending = deque(cases)
     results: list = []
-    workers = [_Worker(mpctx, root) for _ in range(max(1, min(jobs, len(cases))))]
+    workers = [_Worker(mpctx, root, warm) for _ in range(max(1, min(jobs, len(cases))))]
 
     def finish(w: _Worker, category: str, detail: str, expect: str = "") -> None:
         r = Result(w.case.id, w.case.family, w.case.what, category, detail, expect, time.monotonic() - w.started)
@@ -117,7 +134,7 @@ def run_cases(cases: list, root: Path, jobs: int = 2, on_result: Optional[Callab
                 replace = _service(w, finish)
                 if replace:
                     w.kill()
-                    workers[i] = _Worker(mpctx, root)
+                    workers[i] = _Worker(mpctx, root, warm)
     finally:
         for w in workers:
             try:
@@ -153,7 +170,7 @@ def _service(w: _Worker, finish) -> bool:
         if w.case is not None:
             code = w.proc.exitcode
             how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited with {code}"
-            finish(w, *classify(None, "crash", f"the worker process {how}\n{w.log_tail()}"))
+            finish(w, *classify(None, "crash", f"the worker process {how}\n{w.case_log()}"))
         return True
     if time.monotonic() > w.deadline:
         if w.case is None:

@@ -1,0 +1,141 @@
+"""A torn or garbage tuning database (under the case's own cache folder), and `kill -9`
+of `graphopt compile` and of a tuning run at several moments. Afterwards: no partial
+artifact, no stray temporary folders once the next run is done, and the next compile with
+the same cache succeeds and matches the oracle ("corrupt state later" otherwise)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checks, models
+from .case import case
+from .outcome import ACCEPT, EITHER, Obs
+
+
+def _db_folder(ctx, cache: Path) -> Path:
+    from graphopt.codegen.tuning import database_dir
+
+    target_key = json.loads((ctx.artifact("mlp") / "manifest.json").read_text()).get("target_key", "cpu")
+    return database_dir(target_key, cache)
+
+
+_WL = '{"workload": "garbage"}\n'
+
+# name: files to write into the database folder
+DAMAGE = {
+    "workloads-garbage": {"workloads.json": b"\x00\xff\xfe not json at all\n", "records.json": b""},
+    "records-garbage": {"workloads.json": b"", "records.json": b"[[[[[[{{{{\n"},
+    "records-torn-line": {"workloads.json": b'["0x1", "AAAA"]\n', "records.json": b'[0, [[], [], 0.1], ["'},
+    "workload-bad-base64": {"workloads.json": b'["0x12345", "!!!not base64!!!"]\n', "records.json": b""},
+    "tasks-garbage": {"tasks.json": b"{{{{"},
+    "tasks-list": {"tasks.json": b"[1, 2, 3]"},
+    "tasks-used-no-db": {"tasks.json": b'{"123": {"used": true, "best_ms": 1.0}}'},
+    "tasks-used-garbage-db": {"tasks.json": b'{"123": {"used": true, "best_ms": "fast"}}',
+                              "workloads.json": b"\x00garbage\n", "records.json": b"\x00garbage\n"},
+    "tasks-wrong-types": {"tasks.json": b'{"123": {"used": "yes", "trials": "many"}, "_meta": 5}'},
+    "db-is-file": None,
+    "cache-is-file": None,
+}
+
+
+def _damage(ctx, name: str, cache: Path) -> None:
+    folder = _db_folder(ctx, cache)
+    if name == "cache-is-file":
+        cache.write_bytes(b"not a folder")
+        return
+    if name == "db-is-file":
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.write_bytes(b"not a folder")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for fname, data in DAMAGE[name].items():
+        (folder / fname).write_bytes(data)
+
+
+def _compile(obs: Obs, d: Path, cache: Path, trials: int, out: Path, timeout: float = 300):
+    return obs.cli(["compile", d / "model.onnx", "-o", out, "--cache-dir", cache, "--tune-trials", trials], timeout=timeout)
+
+
+def _check_artifact(obs: Obs, out: Path, base: str) -> None:
+    import graphopt
+
+    feeds = models.inputs_for(models.load(base), 2)
+    with obs.call(f"graphopt.load({out.name}).run(...)"):
+        got = graphopt.load(out).run(**feeds)
+        bad = checks.compare(checks.run_ort(models.model_bytes(base), feeds), got, "the artifact differs from the oracle")
+        if bad:
+            obs.corrupt_later = bad
+
+
+def run_damaged_db(ctx, name: str, trials: int) -> Obs:
+    d = ctx.case_dir(f"db-{name}")
+    (d / "model.onnx").write_bytes(models.model_bytes("mlp"))
+    cache = d / "cache"
+    _damage(ctx, name, cache)
+    obs = Obs(expect=EITHER, note=f"tuning database: {name}")
+    c = _compile(obs, d, cache, trials, d / "art")
+    if c.status == "ok":
+        _check_artifact(obs, d / "art", "mlp")
+    if c.status in ("ok", "error") and name != "cache-is-file":
+        # Whatever the first compile made of it, the next one with the same cache must work.
+        later = Obs(expect=ACCEPT)
+        c2 = _compile(later, d, cache, 0, d / "art2")
+        if c2.status != "ok":
+            obs.corrupt_later = f"the next compile with the same cache failed: {c2.message}"
+        else:
+            _check_artifact(obs, d / "art2", "mlp")
+    return obs
+
+
+def run_kill(ctx, at: float, trials: int, base: str) -> Obs:
+    """kill -9 of `graphopt compile` ``at`` seconds after it started."""
+    d = ctx.case_dir(f"kill-{at}-{trials}")
+    (d / "model.onnx").write_bytes(models.model_bytes(base))
+    cache, out = d / "cache", d / "out" / "art"
+    out.parent.mkdir()
+    argv = [sys.executable, "-m", "graphopt", "compile", str(d / "model.onnx"), "-o", str(out), "--cache-dir",
+            str(cache), "--tune-trials", str(trials)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(at)
+    finished = proc.poll() is not None
+    if not finished:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    obs = Obs(expect=ACCEPT, note=f"killed at {at} s" if not finished else f"finished before {at} s")
+    if out.exists() and not (out / "manifest.json").is_file():
+        obs.partial = f"a partial artifact after kill -9 at {at} s: {sorted(p.name for p in out.iterdir())}"
+    elif out.exists():
+        _check_artifact(obs, out, base)
+    c = _compile(obs, d, cache, 0 if trials == 0 else 1, out, timeout=600)
+    if c.status != "ok":
+        obs.corrupt_later = f"the compile after kill -9 at {at} s failed: {c.message}"
+    else:
+        _check_artifact(obs, out, base)
+        left = checks.leftovers(out.parent, {"art"})
+        if left:
+            obs.partial = f"stray files next to the artifact after the next run: {left}"
+    return obs
+
+
+def cases(seed: int) -> list:
+    out = []
+    for name in DAMAGE:
+        out.append(case("tuning-db", name, run_damaged_db, args=dict(name=name, trials=0), needs=("mlp",), timeout=700,
+                        what=f"graphopt compile --cache-dir C --tune-trials 0 with a damaged database ({name}), "
+                             "then again"))
+    for at in (2.0, 6.0, 12.0):
+        out.append(case("kill-9", f"compile@{at}", run_kill, args=dict(at=at, trials=0, base="tiny_cnn"), needs=("mlp",),
+                        timeout=700, what=f"kill -9 of graphopt compile tiny_cnn.onnx at {at} s, then compile again"))
+    for at in (20.0, 45.0):
+        out.append(case("kill-9", f"tune@{at}", run_kill, args=dict(at=at, trials=8, base="mlp"), needs=("mlp",),
+                        timeout=900, what=f"kill -9 of graphopt compile --tune-trials 8 at {at} s, then compile "
+                                          "--tune-trials 1 with the same cache"))
+    return out
