@@ -1034,9 +1034,15 @@ def _gather(ctx, n):
     c = ctx.const_of(idx)
     if c is not None and isinstance(dim, int):
         c = np.where(c < 0, c + dim, c).astype(np.int64)
+        if c.size and (c.min() < 0 or c.max() >= dim):
+            raise GraphoptError(f"node {n.name!r} (Gather): constant index {int(c[(c < 0) | (c >= dim)][0])} is out "
+                                f"of range for axis {axis} of size {dim}")
         ie = ctx.array(c, idx.name)
     else:
-        ie = _wrap_negative(ctx, idx, dim)
+        from .lowering_ops_extra import _norm_indices_te, checked_indices
+
+        ie = _norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
+        ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
     return ctx.emit(_R().op.take(ctx.get(x), ie, axis))
 
 
@@ -1057,7 +1063,12 @@ def _gather_elements(ctx, n):
     r = ctx.rank(x)
     axis = _axis(ctx, n, "axis", r, 0)
     dim = x.type.shape[axis]
-    return ctx.emit(_R().op.gather_elements(ctx.get(x), _wrap_negative(ctx, idx, dim), axis))
+    from .lowering_ops_extra import _norm_indices_te, checked_indices
+
+    del dim
+    ie = _norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
+    ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
+    return ctx.emit(_R().op.gather_elements(ctx.get(x), ie, axis))
 
 
 @_reg("Trilu")

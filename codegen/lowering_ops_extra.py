@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import GraphoptError
 from ..ir import DType
 from .lowering import _axis, _dt, _R, _reg, _tir, pool_window
 
@@ -63,6 +64,63 @@ def _norm_indices_te(ctx, idx_expr, data_expr, axis_of=None, first_axis=None):
         return te.compute(ix.shape, f, name="norm_idx")
 
     return ctx.te(compute, idx_expr, data_expr)
+
+
+# --------------------------------------------------------------------------- index checks
+class IndexRangeError(GraphoptError, IndexError):
+    """A run-time index outside the data it indexes; the message names the node."""
+
+
+def _register_index_check():
+    """The packed function the checked index ops call: it passes the indices through, or
+    raises IndexRangeError when the flag computed next to them is set. Written as a pure
+    call whose result the indexing op reads, it works inside dataflow blocks, cannot be
+    dropped or reordered after the access, and costs one small reduction per call."""
+    import tvm
+    import tvm_ffi
+
+    tvm_ffi.register_error(IndexRangeError)
+
+    def check(indices, flag, message):
+        if int(flag.numpy()) != 0:
+            raise IndexRangeError(str(message))
+        return indices
+
+    tvm.register_global_func(_CHECK_FN, check, override=True)
+
+
+_CHECK_FN = "graphopt.check_indices"
+
+
+def checked_indices(ctx, ie, data, axis_of=None, first_axis=None, what: str = "index"):
+    """``ie`` (indices already made non-negative) checked against ``data``'s dims (``axis_of``
+    for every index, or, ND ops, ``first_axis`` + the position along the indices' last dim)
+    before any kernel reads through them: an index out of range is a clean error naming the
+    node, not a read or write outside the buffer (TVM's gathers do not check; a bad index
+    crashed the process)."""
+    import tvm
+    from tvm import relax, te
+
+    def flag(ix, d):
+        def bad(*i):
+            v = ix(*i)
+            if axis_of is not None:
+                dim = d.shape[axis_of]
+            else:
+                m = int(ix.shape[-1])
+                dim = d.shape[first_axis + m - 1]
+                for j in range(m - 2, -1, -1):
+                    dim = _tir().Select(i[-1] == j, d.shape[first_axis + j], dim)
+            return _tir().Cast("int8", _tir().Or(v < _tir().const(0, ix.dtype), v >= _tir().Cast(ix.dtype, dim)))
+
+        ax = [te.reduce_axis((0, s), name=f"k{j}") for j, s in enumerate(ix.shape)]
+        return te.compute((), lambda: te.max(bad(*ax), axis=ax) if ax else bad(), name="index_out_of_range")
+
+    f = ctx.te(flag, ie, data)
+    n = ctx.node
+    msg = f"node {n.name!r} ({n.qualified_op}): {what} out of range for the data's shape" if n is not None \
+        else f"{what} out of range"
+    return ctx.emit(relax.op.call_pure_packed(_CHECK_FN, ie, f, tvm.ir.StringImm(msg), ty_args=ie.ty))
 
 
 # --------------------------------------------------------------------------- TopK
@@ -283,6 +341,7 @@ def _gather_nd(ctx, n):
     x, idx = n.inputs
     b = ctx.attr(n, "batch_dims", 0)
     ie = _norm_indices_te(ctx, ctx.get(idx), ctx.get(x), first_axis=b)
+    ie = checked_indices(ctx, ie, ctx.get(x), first_axis=b)
     return ctx.emit(_R().op.gather_nd(ctx.get(x), ie, b))
 
 
@@ -296,6 +355,7 @@ def _scatter_nd(ctx, n):
     if red not in _RED:
         raise ctx.fail(f"ScatterND reduction {red!r} is not supported")
     ie = _norm_indices_te(ctx, ctx.get(idx), ctx.get(x), first_axis=0)
+    ie = checked_indices(ctx, ie, ctx.get(x), first_axis=0)
     return ctx.emit(_R().op.scatter_nd(ctx.get(x), ie, ctx.get(upd), _RED[red]))
 
 
@@ -308,6 +368,7 @@ def _scatter_elements(ctx, n):
     if red not in _RED:
         raise ctx.fail(f"ScatterElements reduction {red!r} is not supported")
     ie = _norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
+    ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
     return ctx.emit(_R().op.scatter_elements(ctx.get(x), ie, ctx.get(upd), axis, _RED[red]))
 
 
@@ -647,3 +708,6 @@ def _max_unpool(ctx, n):
     ie = ctx.emit(R.reshape(ctx.get(ind), [-1]))
     y = ctx.emit(R.scatter_elements(flat, ie, xe, 0, "update"))
     return ctx.emit(R.reshape(y, oshape))
+
+
+_register_index_check()
