@@ -13,8 +13,30 @@ def add_parser(sub) -> None:
     p.add_argument("artifact", help="an artifact folder")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input by name (repeat for each input); FILE.npy alone binds inputs in order")
-    p.add_argument("-o", "--output-dir", default=None, help="write each output as NAME.npy into this folder")
+    p.add_argument("-o", "--output-dir", default=None, metavar="DIR",
+                   help="write each output as NAME.npy into the folder DIR (created if missing; NAME.npy files "
+                        "already there are replaced, each atomically; DIR must not be an existing file)")
     p.set_defaults(func=run)
+
+
+def _refuse_file(d: Path) -> None:
+    from ..errors import OutputPathError
+
+    if d.exists() and not d.is_dir():
+        raise OutputPathError(f"{d}: exists and is not a folder (-o names a folder for NAME.npy outputs)")
+
+
+def _output_dir(d: Path) -> Path:
+    """The folder -o names, created if missing; an existing file there is refused rather
+    than replaced: -o is a folder of outputs, and the file may be the user's."""
+    from ..errors import OutputPathError
+
+    _refuse_file(d)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"{d}: cannot create the output folder: {e.strerror}") from None
+    return d
 
 
 def run(args) -> int:
@@ -23,6 +45,8 @@ def run(args) -> int:
     from ..api import load
     from ..errors import GraphoptError
 
+    if args.output_dir:  # refuse a bad -o before spending the run on it
+        _refuse_file(Path(args.output_dir))
     model = load(args.artifact)
     pos, kw = [], {}
     for spec in args.input:
@@ -45,8 +69,7 @@ def run(args) -> int:
         from ..util.files import atomic_write_bytes
         import io
 
-        d = Path(args.output_dir)
-        d.mkdir(parents=True, exist_ok=True)
+        d = _output_dir(Path(args.output_dir))
         for name, a in zip(model.output_names, outs):
             buf = io.BytesIO()
             np.save(buf, a)

@@ -163,11 +163,38 @@ def test_cli_compile_and_run(tmp_path, capsys):
     assert "'x'" in capsys.readouterr().err
 
 
+def _refused_nodes_model():
+    """Two nodes graphopt knowingly refuses to lower (an axes and a K input computed at run
+    time, README "Some nodes lower only in their common forms") next to one it lowers."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["r"], name="sum_runtime_axes"),
+             helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk_runtime_k"),
+             helper.make_node("Relu", ["x"], ["ok"], name="relu_fine")]
+    sym = ["a", "b", "c"]
+    g = helper.make_graph(nodes, "refused", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4]),
+                                             helper.make_tensor_value_info("axes", TensorProto.INT64, [1]),
+                                             helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                          [helper.make_tensor_value_info("r", TensorProto.FLOAT, sym),
+                           helper.make_tensor_value_info("v", TensorProto.FLOAT, sym),
+                           helper.make_tensor_value_info("i", TensorProto.INT64, sym),
+                           helper.make_tensor_value_info("ok", TensorProto.FLOAT, [2, 3, 4])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+
+
 def test_cli_unsupported_op_lists_nodes(tmp_path, capsys):
+    import onnx
+
     from graphopt.cli import main
 
-    assert main(["compile", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "o")]) == 1
-    assert "missing.onnx" in capsys.readouterr().err
+    src = tmp_path / "refused.onnx"
+    onnx.save(_refused_nodes_model(), str(src))
+    assert main(["compile", str(src), "-o", str(tmp_path / "o"), "-O", "O0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("graphopt: error: ") and len(err.strip().splitlines()) == 1, err
+    for word in ("sum_runtime_axes", "ReduceSum", "axes", "topk_runtime_k", "TopK", "run time"):
+        assert word in err, err
+    assert "relu_fine" not in err and not (tmp_path / "o").exists()
 
 
 def test_cuda_target():
