@@ -44,19 +44,97 @@ def _as_args(example_inputs) -> tuple:
 
 
 _USER_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.+)')
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colour codes torch.onnx puts in its messages
+_SENTENCE = re.compile(r"(?<=[.!])\s")
+_IN_TORCH = re.compile(r"[/\\]site-packages[/\\](torch|onnxscript)[/\\]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _first_line(e: BaseException) -> str:
+    text = strip_ansi(str(e))
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)[:300]
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """``e`` and the exceptions behind it (``__cause__``, else ``__context__``): torch.onnx
+    says which step failed, and only the last one says why."""
+    out, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def _user_line(chain: list[BaseException]) -> Optional[str]:
+    """The innermost source line outside torch: from the "Original traceback" torch puts in
+    its messages, else from the tracebacks themselves."""
+    import traceback
+
+    for exc in reversed(chain):
+        frames = [m for m in _USER_FRAME.finditer(strip_ansi(str(exc))) if not _IN_TORCH.search(m.group(1))]
+        if frames:
+            f = frames[-1]
+            return f"{f.group(1)}:{f.group(2)} in {f.group(3)}: {f.group(4).strip()}"
+    for exc in reversed(chain):
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if not _IN_TORCH.search(f.filename) and "/graphopt/" not in f.filename.replace("\\", "/")]
+        if frames:
+            f = frames[-1]
+            return f"{f.filename}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
+    return None
+
+
+# Failures with a known way around them: (model types, text in the root cause, the hint).
+_WORKAROUNDS = [
+    (("t5", "mt5"), "Cannot view a tensor with shape",
+     'T5\'s "sdpa" attention does not export through torch.onnx; build the model with '
+     'attn_implementation="eager" (from_pretrained(..., attn_implementation="eager")), which does'),
+    ((), "cache_utils.",
+     "the model returns a transformers Cache object, which torch.export cannot flatten; trace it with "
+     "use_cache=False (in the call's kwargs or the model's config)"),
+]
+
+
+def _workaround(model, root: BaseException) -> Optional[str]:
+    cfg = getattr(model, "config", None)
+    model_type = getattr(cfg, "model_type", None)
+    text = strip_ansi(str(root))
+    for types, needle, hint in _WORKAROUNDS:
+        if needle in text and (not types or model_type in types):
+            return hint
+    return None
+
+
+def _explain(model, e: BaseException, headline: str, fallback_hint: Optional[str]) -> str:
+    chain = _chain(e)
+    root = chain[-1]
+    if root is e:
+        lines = [f"{headline}: {type(e).__name__}: {_first_line(e)}"]
+    else:  # the outer exception only says which step failed: its first sentence is enough
+        lines = [f"{headline}: {_SENTENCE.split(_first_line(e), maxsplit=1)[0]}"]
+    if root is not e:
+        lines.append(f"  cause: {type(root).__name__}: {_first_line(root)}")
+    where = _user_line(chain)
+    if where:
+        lines.append(f"  at {where}")
+    hint = _workaround(model, root) or fallback_hint
+    if hint:
+        lines.append(f"  hint: {hint}")
+    return "\n".join(lines)
 
 
 def _explain_export_failure(model, e: BaseException) -> str:
-    text = str(e)
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
-    lines = [f"torch.export cannot trace {type(model).__name__}: {type(e).__name__}: {first[:300]}"]
-    frames = [m for m in _USER_FRAME.finditer(text) if "site-packages/torch/" not in m.group(1)]
-    if frames:
-        f = frames[-1]
-        lines.append(f"  at {f.group(1)}:{f.group(2)} in {f.group(3)}: {f.group(4).strip()}")
-    lines.append("  hint: torch.compile(model, backend=\"graphopt\") tolerates graph breaks: it compiles the "
-                 "parts torch can capture and runs the rest eagerly")
-    return "\n".join(lines)
+    return _explain(model, e, f"torch.export cannot trace {type(model).__name__}",
+                    "torch.compile(model, backend=\"graphopt\") tolerates graph breaks: it compiles the "
+                    "parts torch can capture and runs the rest eagerly")
+
+
+def _explain_onnx_failure(model, e: BaseException) -> str:
+    return _explain(model, e, f"torch.onnx could not convert {type(model).__name__}", None)
 
 
 @contextlib.contextmanager
@@ -142,8 +220,7 @@ def trace_module(model, example_inputs, dynamic_shapes=None, *, kwargs: Optional
             try:
                 program = torch.onnx.export(ep, (), dynamo=True, verbose=False, report=False)
             except Exception as e:
-                first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-                raise TraceError(f"torch.onnx could not convert {type(model).__name__}: {first[:300]}") from e
+                raise TraceError(_explain_onnx_failure(model, e)) from e
     finally:
         model.train(was_training)
     proto = program.model_proto
