@@ -81,6 +81,27 @@ def test_unchanged(case):
     assert graphopt.print_ir(g) == before
 
 
+@pytest.mark.parametrize("op", ["Mul", "Add"])
+def test_constant_first_folds_too(op):
+    # Mul and Add are commutative: the matcher tries both operand orders, so c * conv folds
+    # like conv * c without a mirrored rule.
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", TensorType(DType.FLOAT32, (1, 3, 8, 8)))
+    conv = build(g, "Conv", [x, const(g, "w", RNG.standard_normal((4, 3, 3, 3)))], name="conv")
+    c = const(g, "c", RNG.uniform(0.5, 2, (4, 1, 1)))
+    g.outputs = [build(g, op, [c, conv.output], name="affine").output]
+    run_checked(g, ["fuse-conv-bn", "dce"], {"x": inputs()["x"][:1]})
+    assert [n.op_type for n in g.nodes] == ["Conv"]
+
+
+def test_a_conv_with_another_user_says_which():
+    import io
+
+    out = io.StringIO()
+    graphopt.run_passes(conv_graph(users=2), ["fuse-conv-bn"], explain=out)
+    assert "bn (BatchNormalization): %conv is also used by node 'other_user'" in out.getvalue()
+
+
 def plant_affine(graph: Graph, choose) -> None:
     """After some Conv nodes with constant weights, insert a BatchNormalization or a
     per-channel Mul/Add with random constants, for the pass to fold."""
@@ -101,9 +122,11 @@ def plant_affine(graph: Graph, choose) -> None:
         if kind == 0:
             new = build(graph, "BatchNormalization", [o, k(c, 0.5, 2), k(c), k(c), k(c, 0.5, 2)], after=node)
         elif kind == 1:
-            new = build(graph, "Mul", [o, k((c, 1, 1) if len(o.type.shape) == 4 else (c, 1), 0.5, 2)], after=node)
+            operands = [o, k((c, 1, 1) if len(o.type.shape) == 4 else (c, 1), 0.5, 2)]
+            new = build(graph, "Mul", operands[::-1] if choose(2) else operands, after=node)
         else:
-            new = build(graph, "Add", [o, k((1, c) + (1,) * (len(o.type.shape) - 2))], after=node)
+            operands = [o, k((1, c) + (1,) * (len(o.type.shape) - 2))]
+            new = build(graph, "Add", operands[::-1] if choose(2) else operands, after=node)
         for u in uses:
             graph.set_input(u.node, u.index, new.output)
         if was_output:
