@@ -3,9 +3,68 @@ schedules (CPU) or dlight's GPU rules (CUDA), tuned schedules from a database fi
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Optional
+
+# TVM's C++ LOG(WARNING)/LOG(INFO) lines ("[23:41:25] /project/src/...cc:276: Warning: ...").
+_NATIVE_LOG = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: ")
+
+
+def show_native_log() -> bool:
+    """Whether TVM's native log lines reach the terminal: under ``--debug`` (the CLI sets
+    GRAPHOPT_DEBUG) or GRAPHOPT_NATIVE_LOG=1."""
+    return any(os.environ.get(k, "") not in ("", "0") for k in ("GRAPHOPT_DEBUG", "GRAPHOPT_NATIVE_LOG"))
+
+
+@contextlib.contextmanager
+def native_output():
+    """Keep TVM's native log lines (its C++ LOG(WARNING) writes to fd 2, out of reach of
+    Python's warnings filter: "Scope Saving", "Fast mode segfaults when there are
+    out-of-bounds indices", "BlockBuilder destroyed with remaining blocks") off the user's
+    terminal: fd 2 goes to a temporary file for the block; afterwards every other line is
+    written back to stderr, and the native ones too under `show_native_log` or when the
+    block fails with something other than a user error."""
+    from ..errors import GraphoptError
+
+    if show_native_log():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 (embedded interpreters): nothing to hide
+        yield
+        return
+    buf = tempfile.TemporaryFile()
+    os.dup2(buf.fileno(), 2)
+    keep_native = False
+    try:
+        yield
+    except GraphoptError:
+        raise
+    except BaseException:
+        keep_native = True
+        raise
+    finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)
+        os.close(saved)
+        buf.seek(0)
+        text = buf.read().decode("utf-8", "replace")
+        buf.close()
+        lines = [ln for ln in text.splitlines(keepends=True) if keep_native or not _NATIVE_LOG.match(ln)]
+        if lines:
+            sys.stderr.write("".join(lines))
+            sys.stderr.flush()
 
 
 @dataclass
@@ -157,8 +216,9 @@ def build(mod, target, target_name: str, database=None, stats: Optional[BuildSta
 
     stats = stats if stats is not None else BuildStats()
     t0 = time.perf_counter()
-    mod = prepare(mod, target)
-    mod = schedule(mod, target, target_name, database, stats)
-    ex = relax.build(mod, target=target)
+    with native_output():
+        mod = prepare(mod, target)
+        mod = schedule(mod, target, target_name, database, stats)
+        ex = relax.build(mod, target=target)
     stats.seconds = time.perf_counter() - t0
     return ex

@@ -329,15 +329,29 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
         ctx.env[id(v)] = var
         in_vars.append(var)
     bb = ctx.bb
-    with bb.function(name):  # parameters (inputs, then weights) are given at the end
-        outs = emit_body(ctx, graph, fresh_outputs=True)
-        result = outs[0] if len(outs) == 1 else relax.Tuple(outs)
-        bb.emit_func_output(result, params=in_vars + ctx.param_vars)
+    try:
+        with bb.function(name):  # parameters (inputs, then weights) are given at the end
+            outs = emit_body(ctx, graph, fresh_outputs=True)
+            result = outs[0] if len(outs) == 1 else relax.Tuple(outs)
+            bb.emit_func_output(result, params=in_vars + ctx.param_vars)
+    except BaseException:
+        _close_blocks(bb)
+        raise
     if ctx.refused:
         raise LoweringRefusedError(ctx.refused, f"graph {graph.name!r}")
     mod = bb.get()
     return Lowered(mod, [v.name for v in graph.inputs], [o.name for o in graph.outputs], ctx.param_vals,
                    ctx.param_names, nfold)
+
+
+def _close_blocks(bb) -> None:
+    """End the blocks a failed lowering left open: TVM prints "BlockBuilder destroyed with
+    remaining blocks!" on the terminal otherwise, whenever the builder is freed."""
+    for _ in range(256):
+        try:
+            bb._end_block()
+        except Exception:
+            return
 
 
 def _safe(name: str) -> str:
