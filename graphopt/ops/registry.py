@@ -9,6 +9,7 @@ gets a deterministic fresh symbol derived from the node's name (``ctx.fresh_dim`
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -30,14 +31,31 @@ class AttrSpec:
     default: Any = None  # None: optional with no default; REQUIRED: must be given
 
 
+class PatternKind(enum.Enum):
+    """How an op's loops relate its outputs to its inputs, for kernel grouping (TVM's
+    OpPatternKind): each element from the same element (elementwise), the same with
+    broadcasting, any fixed index map (injective: reshape, transpose, gather), a reduction
+    over some axes, an anchor whose output an elementwise epilogue can fuse into (conv,
+    matmul, pooling), or none of these (opaque)."""
+
+    ELEMENTWISE = "elementwise"
+    BROADCAST = "broadcast"
+    INJECTIVE = "injective"
+    REDUCTION = "reduction"
+    OUT_FUSABLE = "out-fusable"
+    OPAQUE = "opaque"
+
+
 @dataclass(frozen=True)
 class OpTraits:
-    """What passes need to know about an op beyond its types. ``commutative``: a binary op
-    whose two inputs may be swapped (the rewrite matcher tries both orders);
-    ``deterministic``: equal inputs give equal outputs (CSE may merge two such nodes, and
-    fold-constants may evaluate them once); ``control_flow``: runs subgraphs (If, Loop,
-    Scan)."""
+    """What passes need to know about an op beyond its types. ``kind``: its `PatternKind`
+    (None until its family's file says; a test requires every op to have one);
+    ``commutative``: a binary op whose two inputs may be swapped (the rewrite matcher tries
+    both orders); ``deterministic``: equal inputs give equal outputs (CSE may merge two such
+    nodes, and fold-constants may evaluate them once); ``control_flow``: runs subgraphs (If,
+    Loop)."""
 
+    kind: Optional[PatternKind] = None
     commutative: bool = False
     deterministic: bool = True
     control_flow: bool = False

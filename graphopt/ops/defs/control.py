@@ -6,7 +6,7 @@ from typing import Optional
 
 from ...ir import AttrKind, Graph
 from ...ir.types import DType, TensorType
-from ..registry import REQUIRED, AttrSpec, InferContext, register, set_traits
+from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import check_dtype, fmt_shape, tt
 
 
@@ -74,4 +74,4 @@ def infer_loop(ctx: InferContext):
 
 
 # If and Loop run subgraphs: passes and the lowering treat them as control flow.
-set_traits(["If", "Loop"], control_flow=True)
+set_traits(["If", "Loop"], control_flow=True, kind=PatternKind.OPAQUE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import AttrKind
 from ...ir.types import DType, TensorType
-from ..registry import REQUIRED, AttrSpec, InferContext, register, set_traits
+from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import broadcast, check_dtype, same_dtype
 
 
@@ -139,3 +139,13 @@ def infer_clip(ctx: InferContext):
         if ctx.has_input(i) and ctx.shape(i) is not None and len(ctx.shape(i)) > 1:
             raise ctx.fail(f"Clip {'min' if i == 1 else 'max'} must be a scalar, got shape {list(ctx.shape(i))}")
     return [TensorType(dt, ctx.shape(0))]
+
+
+# ---------------------------------------------------------------- pattern kinds
+set_traits(["Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BitwiseNot", "Ceil", "Celu", "Cos", "Cosh", "Elu",
+            "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "IsInf", "IsNaN", "LeakyRelu", "Log", "Mish", "Neg",
+            "Not", "Reciprocal", "Relu", "Round", "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus",
+            "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu"], kind=PatternKind.ELEMENTWISE)
+set_traits(["Add", "And", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Clip", "Div", "Equal", "Greater",
+            "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Mean", "Min", "Mod", "Mul", "Or", "PRelu", "Pow", "Sub", "Sum",
+            "Xor"], kind=PatternKind.BROADCAST)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...ir import AttrKind
 from ...ir.types import Dim, DType
-from ..registry import REQUIRED, AttrSpec, InferContext, register
+from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import broadcast, broadcast_dim, check_dtype, check_rank, const_ints, fmt_shape, norm_axes, same_dtype, tt
 from .elementwise import F, NUM, _float, _int
 
@@ -175,3 +175,6 @@ def infer_det(ctx: InferContext):
     dt = check_dtype(ctx, 0, F)
     x = check_rank(ctx, 0, at_least=2)
     return [tt(dt, None if x is None else x[:-2])]
+
+
+set_traits(["Det", "Einsum", "NonMaxSuppression", "Resize"], kind=PatternKind.OPAQUE)

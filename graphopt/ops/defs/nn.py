@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape, TensorType
-from ..registry import REQUIRED, AttrSpec, InferContext, register, set_traits
+from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, merge_dim, norm_axis, same_dtype,
                       tt)
@@ -467,3 +467,16 @@ def infer_dequantize(ctx: InferContext):
         raise ctx.fail(f"x_zero_point dtype {ctx.dtype(2).short} differs from x's {ctx.dtype(0).short}")
     _check_qparam(ctx, 1, x, ctx.attr("axis"), ctx.attr("block_size"), "x_scale")
     return [tt(check_dtype(ctx, 1, F), x)]
+
+
+# ---------------------------------------------------------------- pattern kinds
+# Anchors: an elementwise epilogue (bias, activation, residual) fuses into their output.
+set_traits(["AveragePool", "Conv", "ConvTranspose", "Gemm", "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "LpPool",
+            "MatMul", "MatMulInteger", "MaxPool"], kind=PatternKind.OUT_FUSABLE)
+# Per-channel affine maps (inference BatchNorm, quantize with a per-axis scale).
+set_traits(["BatchNormalization", "DequantizeLinear", "QuantizeLinear"], kind=PatternKind.BROADCAST)
+set_traits(["Dropout"], kind=PatternKind.ELEMENTWISE)
+# A reduction over rows followed by elementwise work on the same rows.
+set_traits(["GroupNormalization", "Hardmax", "InstanceNormalization", "LayerNormalization", "LogSoftmax",
+            "LpNormalization", "MeanVarianceNormalization", "Softmax"], kind=PatternKind.REDUCTION)
+set_traits(["LRN", "MaxUnpool"], kind=PatternKind.OPAQUE)

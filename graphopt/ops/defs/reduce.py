@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...ir.types import DType
-from ..registry import InferContext, register
+from ..registry import InferContext, PatternKind, register, set_traits
 from ._shapes import check_dtype, const_ints, fmt_shape, norm_axes, norm_axis, static_len, tt
 from .elementwise import F, NUM, _int, _types
 
@@ -112,3 +112,9 @@ def infer_topk(ctx: InferContext):
             raise ctx.fail(f"TopK K={kv} is larger than axis {axis} of {fmt_shape(x)}")
         out[axis] = kv
     return [tt(ctx.dtype(0), out), tt(DType.INT64, out)]
+
+
+# TopK sorts and CumSum scans: neither is a reduction a fused kernel can end in.
+set_traits(["ArgMax", "ArgMin", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+            "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"], kind=PatternKind.REDUCTION)
+set_traits(["CumSum", "TopK"], kind=PatternKind.OPAQUE)

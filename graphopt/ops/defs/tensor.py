@@ -13,7 +13,7 @@ import numpy as np
 
 from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape
-from ..registry import REQUIRED, AttrSpec, InferContext, register
+from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, fresh_shape,
                       merge_dim, norm_axes, norm_axis, prod_dims, same_dtype, static_len, tt)
@@ -648,3 +648,15 @@ def infer_compress(ctx: InferContext):
     out = list(x)
     out[a] = ctx.fresh_dim(0, a)
     return [tt(ctx.dtype(0), out)]
+
+
+# ---------------------------------------------------------------- pattern kinds
+set_traits(["Cast", "CastLike", "Identity"], kind=PatternKind.ELEMENTWISE)
+set_traits(["Where"], kind=PatternKind.BROADCAST)
+# A fixed map from output to input indices (data movement only).
+set_traits(["Concat", "ConstantOfShape", "DepthToSpace", "Expand", "EyeLike", "Flatten", "Gather", "GatherElements",
+            "GatherND", "OneHot", "Pad", "Range", "Reshape", "ReverseSequence", "Slice", "SpaceToDepth", "Split",
+            "Squeeze", "Tile", "Transpose", "Trilu", "Unsqueeze"], kind=PatternKind.INJECTIVE)
+# Data-dependent output sizes, scatters (one output element from several places), metadata.
+set_traits(["Compress", "Constant", "NonZero", "ScatterElements", "ScatterND", "Shape", "Size"],
+           kind=PatternKind.OPAQUE)
