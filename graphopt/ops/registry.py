@@ -191,6 +191,19 @@ def set_traits(op_types: Sequence[str], *, domain: str = "", **traits) -> None:
         _REGISTRY[key] = replace(s, traits=replace(s.traits, **traits))
 
 
+def attr_value(node: Node, name: str, default: Any = None):
+    """A node's attribute value, else its schema's default, else ``default``: the one place
+    attribute defaults are read (inference, rewrite patterns and lowerings all ask here)."""
+    a = node.attrs.get(name)
+    if a is not None:
+        return a.value
+    s = get_schema(node.op_type, node.domain)
+    spec = s.attrs.get(name) if s is not None else None
+    if spec is None or spec.default is None or spec.default is REQUIRED:
+        return default
+    return spec.default
+
+
 def get_schema(op_type: str, domain: str = "") -> Optional[OpSchema]:
     _load_all()
     return _REGISTRY.get((domain, op_type))

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from ..ir import Node, Value
+from ..ops import attr_value
 
 
 class State:
@@ -284,17 +285,3 @@ def _commutative(node: Node) -> bool:
 
     s = get_schema(node.op_type, node.domain)
     return s is not None and s.traits.commutative
-
-
-def attr_value(node: Node, key: str):
-    """The attribute's value, else the schema's default (None when it has none)."""
-    a = node.attrs.get(key)
-    if a is not None:
-        return a.value
-    from ..ops import REQUIRED, get_schema
-
-    s = get_schema(node.op_type, node.domain)
-    if s is None or key not in s.attrs:
-        return None
-    d = s.attrs[key].default
-    return None if d is REQUIRED else d
