@@ -92,7 +92,7 @@ def _reg(*ops: str):
 
 def lowered_ops() -> set[str]:
     """The ops (qualified names) this lowering supports."""
-    return set(_TABLE) | {"Constant"}
+    return set(_TABLE) | {"Constant", "graphopt.FusedGroup"}
 
 
 def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:

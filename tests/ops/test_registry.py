@@ -641,6 +641,8 @@ def test_schemas_match_onnx_opset_21():
     assert len(supported_ops()) >= 130
     problems = []
     for s in supported_ops():
+        if s.domain == "graphopt":
+            continue  # graphopt's own ops: no onnx schema to match
         o = onnx.defs.get_schema(s.op_type, 21, s.domain)
         if (_onnx_params(o.inputs), _onnx_params(o.outputs)) != (s.inputs, s.outputs):
             problems.append(f"{s.op_type}: io {s.inputs} -> {s.outputs}")
