@@ -171,11 +171,11 @@ def cases(seed: int) -> list:
             via = vias[j % len(vias)]
             out.append(case("ir-truncated", f"{base}@{pos}", run_ir, args=dict(base=base, kind="truncate", arg=pos, via=via),
                             sample=j in (1, 2) and via == "api", what=f"{via}: .ir of {base} cut at byte {pos} of {n}"))
-        for j in range(22):
+        for j in range(24):
             # Flips mostly outside the long base64 payloads, where the structure is.
             pos = rng.randrange(min(n, 1200)) if j % 4 else rng.randrange(n)
             bit = rng.randrange(8)
-            via = vias[j % len(vias)]
+            via = "api" if j % 12 else ("show", "opt")[j // 12]
             out.append(case("ir-bitflip", f"{base}@{pos}.{bit}", run_ir,
                             args=dict(base=base, kind="flip", arg=(pos, bit), via=via),
                             sample=j in (1, 2) and via == "api",
