@@ -13,7 +13,6 @@ unknown op, an attribute of the wrong kind) is the verifier's to report, by node
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from typing import Optional
@@ -207,7 +206,11 @@ class _Parser:
         if t.kind != "number":
             raise self.error("expected a number", t)
         if floating:
-            return float(t.text)
+            v = float(t.text)
+            with np.errstate(over="ignore"):
+                if not np.isfinite(np.array(v, dtype=dtype.numpy)):  # the printer writes inf as inf
+                    raise self.error(f"{t.text} is out of range for {dtype.short}", t)
+            return v
         if not re.fullmatch(r"[-+]?\d+", t.text):
             raise self.error(f"expected an integer for a {dtype.short} element", t)
         v = int(t.text)
@@ -235,7 +238,7 @@ class _Parser:
                 raise self.error("a string constant is written dense<[...]>, not base64", t)
             try:
                 raw = base64.b64decode(self._json(t, "base64 string"), validate=True)
-            except binascii.Error as e:
+            except ValueError as e:  # binascii.Error, or text that is not ASCII
                 raise self.error(f"bad base64 data: {e}", t) from None
             self.expect(">")
             npdt = np.dtype(np.uint16 if ttype.dtype is DType.BFLOAT16 else ttype.dtype.numpy)

@@ -29,6 +29,7 @@ def body(*lines, ret="%x"):
 @pytest.mark.parametrize("text, what", [
     (body('const %c: f32[2] = base64<"AAAAAAAA=AAA">'), "base64"),              # '=' inside the payload
     (body('const %c: f32[2] = base64<"AAAA*AAA">'), "base64"),                   # not base64 at all
+    (body('const %c: f32[2] = base64<"AAAA\u00e9AAA">'), "base64"),             # not even ASCII
     (body('const %c: f32[2] = base64<"AAAAAA==">'), "4 bytes"),                  # 4 bytes for f32 elements: 1, not 2
     (body('const %c: f32[2] = base64<"AAAAAAA=">'), "whole"),                   # 5 bytes: no whole f32
     (body('const %c: str[1] = base64<"AAAA">'), "string"),
@@ -39,6 +40,8 @@ def body(*lines, ret="%x"):
     (body('const %c: i64[1] = dense<[nan]>'), "expected a number"),
     (body('const %c: i8[1] = dense<[300]>'), "range"),
     (body('const %c: u8[1] = dense<[-1]>'), "range"),
+    (body('const %c: f16[1] = dense<[70000.0]>'), "range"),
+    (body('const %c: f32[1] = dense<[1e39]>'), "range"),
     (body('const %c: f32[3] = dense<[1.0, 2.0]>'), "2 elements"),
     (body('const %c: f32[2] = dense<[1.0, 2.0, 3.0]>'), "3 elements"),
     (body('const %c: q7[2] = dense<[1, 2]>'), "unknown dtype"),
@@ -93,12 +96,13 @@ def test_a_lone_surrogate_in_a_name_is_refused():
 
 # ------------------------------------------------------------------------------ random corruption
 def _sample_graph() -> str:
-    """A printed graph with every constant form (dense, base64, strings), attributes of
-    each kind and a subgraph: the text the corruption starts from."""
+    """A printed graph with each constant form (dense, base64, strings) and attributes of
+    several kinds: with the golden files (one has a subgraph), the texts corrupted below."""
     g = Graph("main", {"": 21})
     x = g.add_input("x", TensorType(DType.FLOAT32, ("batch", 4)))
     w = g.add_constant("w", TensorData.from_numpy(np.linspace(-1, 1, 16, dtype=np.float32).reshape(4, 4)))
     k = g.add_constant("k", TensorData.from_numpy(np.array([1, -1], np.int64)))
+    g.add_constant("big", TensorData.from_numpy(np.arange(40, dtype=np.int32)))  # prints as base64
     g.add_constant("names", TensorData(np.array(["a", "b\"c"], dtype=object), DType.STRING))
     mm = build(g, "MatMul", [x, w], name="mm")
     sm = build(g, "Softmax", [mm.output], {"axis": -1}, name="sm")
@@ -106,7 +110,9 @@ def _sample_graph() -> str:
     rs = build(g, "Reshape", [tr.output, k], name="rs")
     lr = build(g, "LeakyRelu", [rs.output], {"alpha": 0.25}, name="lr")
     g.outputs = [lr.output]
-    return print_ir(g, full_constants=True) + "\n" + (GOLDEN / "subgraph.ir").read_text()
+    text = print_ir(g, full_constants=True)
+    assert "base64<" in text and "dense<" in text
+    return text
 
 
 _ALPHABET = '%@(){}[]<>,:="\\_-.#0123456789eE+ abcxyzf32i64AQ=/\n\t\xff\u00e9'
