@@ -127,81 +127,189 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def repair_database(folder: Path) -> dict:
-    """Make the JSONDatabase files of ``folder`` loadable after an interrupted write.
+def _set_aside(path: Path, lines: list) -> Optional[Path]:
+    """Append damaged lines to ``<file>.damaged`` (kept for inspection, never read back)."""
+    if not lines:
+        return None
+    aside = path.with_name(path.name + ".damaged")
+    with open(aside, "a") as f:
+        f.write("".join(ln.rstrip("\n") + "\n" for ln in lines))
+    return aside
 
-    MetaSchedule appends one JSON document per line; its loader aborts on a malformed line
-    (so a torn last line would make every later compile fail). Torn or malformed lines are
-    dropped; a workload line can only be dropped at the end (records refer to workloads by
-    line number), so a malformed workload line elsewhere discards the whole database.
-    Records that refer to a missing workload are dropped. Returns what was repaired."""
+
+def _workload_ok(obj, deep: bool) -> bool:
+    if not (isinstance(obj, list) and len(obj) == 2 and all(isinstance(x, str) for x in obj)):
+        return False
+    if deep:
+        from tvm.s_tir.meta_schedule.database import Workload
+
+        try:
+            return Workload.from_json(obj) is not None
+        except Exception:  # noqa: BLE001 - whatever TVM's parser rejects is damaged
+            return False
+    return True
+
+
+def _record_ok(obj, workloads: dict, deep: bool) -> bool:
+    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], int) and not isinstance(obj[0], bool)
+            and obj[0] in workloads and isinstance(obj[1], list) and len(obj[1]) == 4):
+        return False
+    if deep:
+        from tvm.s_tir.meta_schedule.database import TuningRecord, Workload
+
+        try:
+            return TuningRecord.from_json(obj[1], Workload.from_json(workloads[obj[0]])) is not None
+        except Exception:  # noqa: BLE001
+            return False
+    return True
+
+
+def _lines(path: Path) -> tuple[list, bool]:
+    """The non-empty lines of ``path`` and whether the file ends cleanly (newline)."""
+    if not path.exists():
+        return [], True
+    raw = path.read_bytes().decode("utf-8", "replace")
+    return [ln for ln in raw.split("\n") if ln.strip()], (not raw or raw.endswith("\n"))
+
+
+def _parse(line: str):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def repair_database(folder: Path, deep: bool = False) -> dict:
+    """Make the JSONDatabase files of ``folder`` loadable after a torn or damaged write.
+
+    MetaSchedule appends one JSON document per line, and its loader aborts on any line it
+    cannot parse, so one torn last line (a ``kill -9`` mid-append) or a garbage line would
+    make every later compile fail inside MetaSchedule. Damaged lines are moved to
+    ``<file>.damaged``; workloads are renumbered past the removed ones (records refer to
+    workloads by line number), and records of a removed workload go with it. ``deep``
+    also parses every line with TVM (slower; done when MetaSchedule's loader still fails).
+    Returns {"workloads": lines set aside, "records": lines set aside, "aside": [files]}."""
     wpath, rpath = folder / WORKLOADS, folder / RECORDS
-    fixed = {"workloads": 0, "records": 0, "reset": False}
-    if not wpath.exists():
-        if rpath.exists():
-            rpath.unlink()
-        return fixed
-
-    def parse(path):
-        good, bad_at = [], []
-        raw = path.read_bytes().decode("utf-8", "replace")
-        lines = raw.split("\n")
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                json.loads(line)
-                good.append(line)
-            except ValueError:
-                bad_at.append(i)
-        return lines, good, bad_at
-
-    lines, wgood, wbad = parse(wpath)
-    nonempty = [i for i, ln in enumerate(lines) if ln.strip()]
-    if wbad and any(i != nonempty[-1] for i in wbad):
-        for p in (wpath, rpath):
-            if p.exists():
-                p.replace(p.with_suffix(p.suffix + ".corrupt"))
-        fixed["reset"] = True
-        return fixed
-    if wbad or (lines and lines[-1].strip()):
-        fixed["workloads"] = len(wbad)
-        _atomic_write_text(wpath, "".join(ln + "\n" for ln in wgood))
-    nw = len(wgood)
-    if rpath.exists():
-        lines, rgood, rbad = parse(rpath)
-        keep = []
-        for ln in rgood:
-            try:
-                rec = json.loads(ln)
-                if isinstance(rec, list) and isinstance(rec[0], int) and 0 <= rec[0] < nw:
-                    keep.append(ln)
-            except (ValueError, IndexError, TypeError):
-                pass
-        dropped = len(rbad) + len(rgood) - len(keep)
-        if dropped or (lines and lines[-1].strip()):
-            fixed["records"] = dropped
-            _atomic_write_text(rpath, "".join(ln + "\n" for ln in keep))
+    fixed = {"workloads": 0, "records": 0, "aside": []}
+    wlines, wclean = _lines(wpath)
+    rlines, rclean = _lines(rpath)
+    good_w, bad_w, renumber = [], [], {}
+    for i, ln in enumerate(wlines):
+        obj = _parse(ln)
+        if obj is not None and _workload_ok(obj, deep):
+            renumber[i] = len(good_w)
+            good_w.append((ln, obj))
+        else:
+            bad_w.append(ln)
+    by_old = {i: good_w[j][1] for i, j in renumber.items()}
+    good_r, bad_r, renumbered = [], [], False
+    for ln in rlines:
+        obj = _parse(ln)
+        if obj is None or not _record_ok(obj, by_old, deep):
+            bad_r.append(ln)
+        elif renumber[obj[0]] != obj[0]:
+            good_r.append(json.dumps([renumber[obj[0]], obj[1]]))
+            renumbered = True
+        else:
+            good_r.append(ln)
+    for path, bad, good, rewrite, key in ((wpath, bad_w, [ln for ln, _ in good_w], not wclean, "workloads"),
+                                          (rpath, bad_r, good_r, not rclean or renumbered, "records")):
+        if bad:
+            fixed[key] = len(bad)
+            fixed["aside"].append(str(_set_aside(path, bad)))
+        if (bad or rewrite) and path.exists():
+            _atomic_write_text(path, "".join(ln + "\n" for ln in good))
     return fixed
+
+
+def _fresh_start(folder: Path) -> list:
+    """Move both database files aside whole (MetaSchedule still cannot read them)."""
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    moved = []
+    for p in (folder / WORKLOADS, folder / RECORDS):
+        if p.exists():
+            dest = p.with_name(f"{p.name}.damaged-{stamp}")
+            p.replace(dest)
+            moved.append(str(dest))
+    return moved
 
 
 def open_json_database(folder: Path, create: bool = True):
     from tvm.s_tir import meta_schedule as ms
 
     folder.mkdir(parents=True, exist_ok=True)
+
+    def open_():
+        return ms.database.JSONDatabase(path_workload=str(folder / WORKLOADS),
+                                        path_tuning_record=str(folder / RECORDS), allow_missing=create)
+
     fixed = repair_database(folder)
-    if fixed["workloads"] or fixed["records"] or fixed["reset"]:
-        _log.warning("graphopt: repaired the tuning database in %s (%s)", folder, fixed)
-    return ms.database.JSONDatabase(path_workload=str(folder / WORKLOADS), path_tuning_record=str(folder / RECORDS),
-                                    allow_missing=create)
+    try:
+        db = open_()
+    except Exception:  # noqa: BLE001 - a line that parses as JSON but not as MetaSchedule's
+        deep = repair_database(folder, deep=True)
+        fixed = {k: fixed[k] + deep[k] for k in fixed}
+        try:
+            db = open_()
+        except Exception as e:  # noqa: BLE001
+            moved = _fresh_start(folder)
+            _warn(f"tuning database {folder} cannot be read ({type(e).__name__}); moved it aside to "
+                  f"{', '.join(moved)} and starting a new one")
+            return open_()
+    if fixed["workloads"] or fixed["records"]:
+        _warn(f"tuning database {folder}: set aside {fixed['workloads']} damaged workload and "
+              f"{fixed['records']} damaged record line(s) in {', '.join(sorted(set(fixed['aside'])))}")
+    return db
+
+
+def _warn(msg: str) -> None:
+    # straight to stderr, like the lock's message: a damaged database is the user's to know
+    # about whatever logging is configured
+    print(f"graphopt: warning: {msg}", file=sys.stderr, flush=True)
+
+
+_NUM = (int, float)
+_TASK_FIELDS = {"default_ms": _NUM, "tuned_ms": _NUM, "flops": _NUM, "seconds": _NUM, "seconds_live": _NUM,
+                "trials": int, "failed": int, "used": bool, "name": str}
+
+
+def _task_state_ok(key: str, v) -> bool:
+    if key == "_budgets":
+        return isinstance(v, dict) and all(
+            isinstance(b, list) and all(isinstance(x, dict) and isinstance(x.get("trials", 0), int)
+                                        and isinstance(x.get("minutes") or 0, _NUM) for x in b) for b in v.values())
+    if not isinstance(v, dict):
+        return False
+    for f, typ in _TASK_FIELDS.items():
+        x = v.get(f)
+        if x is None:
+            continue
+        if not isinstance(x, typ) or (typ is not bool and isinstance(x, bool)):
+            return False
+    return True
 
 
 def _load_tasks_state(folder: Path) -> dict:
+    """graphopt's per-task state; a damaged ``tasks.json`` is moved aside (with a warning)
+    and the defaults are timed again."""
+    path = folder / TASKS
     try:
-        data = json.loads((folder / TASKS).read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        text = path.read_text()
+    except OSError:
         return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and all(_task_state_ok(k, v) for k, v in data.items()):
+        return data
+    aside = path.with_name(f"{TASKS}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        path.replace(aside)
+    except OSError:
+        pass
+    _warn(f"tuning state {path} is damaged; moved it aside to {aside.name}, task timings start over")
+    return {}
 
 
 def _save_tasks_state(folder: Path, state: dict) -> None:
@@ -537,11 +645,28 @@ def _winners_database(db, target, winners: dict):
             seen[key] = wl
     for key, wl in seen.items():
         top = db.get_top_k(wl, 1)
-        if top:
+        if top and _replays(top[0], wl, target):
             mem.commit_workload(wl.mod)
             mem.commit_tuning_record(top[0])
             n += 1
+        elif top:
+            _warn(f"tuning database {db.path_tuning_record}: the best record of task {winners[key].get('name', key)} "
+                  "does not apply to its workload (damaged); using the default schedule")
     return mem if n else None
+
+
+def _replays(record, workload, target) -> bool:
+    """Whether ``record``'s trace applies to ``workload`` (a damaged record, numbers
+    changed inside a valid trace, would otherwise fail the build inside MetaSchedule)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    probe = ms.database.MemoryDatabase()
+    try:
+        probe.commit_workload(workload.mod)
+        probe.commit_tuning_record(record)
+        return probe.query_schedule(workload.mod, target, workload_name="main") is not None
+    except Exception:  # noqa: BLE001 - TVM's replay errors: the record is damaged
+        return False
 
 
 @contextlib.contextmanager
