@@ -82,7 +82,9 @@ def _register_index_check():
     tvm_ffi.register_error(IndexRangeError)
 
     def check(indices, flag, message):
-        if int(flag.numpy()) != 0:
+        # (np.from_dlpack: a view, 2 us; Tensor.numpy() copies through a new array, 50 us)
+        f = np.from_dlpack(flag) if flag.device.dlpack_device_type() == 1 else flag.numpy()
+        if int(f) != 0:
             raise IndexRangeError(str(message))
         return indices
 

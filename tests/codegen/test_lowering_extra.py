@@ -34,13 +34,30 @@ def make_graph(nodes, inputs: dict, outputs, consts: dict | None = None, name="g
     g = helper.make_graph(nodes, name, ins, outs, inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
     inferred = {vi.name: vi.type for vi in onnx.shape_inference.infer_shapes(m).graph.value_info}
+    unknown = []
     for o in m.graph.output:
         t = inferred.get(o.name)
         if t is not None and t.tensor_type.HasField("shape") and not any(
                 d.dim_param.startswith("unk__") for d in t.tensor_type.shape.dim):
             o.type.CopyFrom(t)
-        else:  # a placeholder type: graphopt's importer infers the real one
-            o.type.CopyFrom(helper.make_tensor_type_proto(t.tensor_type.elem_type if t is not None else 1, []))
+        elif t is not None and t.tensor_type.HasField("shape"):
+            # dims onnx names unk__N left anonymous (a rank-0 placeholder would contradict
+            # what graphopt's importer infers, and it refuses that): it infers the real ones
+            o.type.CopyFrom(t)
+            for d in o.type.tensor_type.shape.dim:
+                if d.dim_param.startswith("unk__"):
+                    d.Clear()
+        else:
+            unknown.append(o)
+    if unknown:  # onnx infers nothing here: graphopt's importer does, on a model without them
+        probe = onnx.ModelProto()
+        probe.CopyFrom(m)
+        del probe.graph.output[:]
+        probe.graph.output.extend([o for o in m.graph.output if o not in unknown] or [ins[0]])
+        gp = import_onnx(probe)
+        for o in unknown:
+            v = gp.lookup(o.name)
+            o.type.CopyFrom(helper.make_tensor_type_proto(_NP2ONNX[np.dtype(v.type.dtype.numpy)], list(v.type.shape)))
     return import_onnx(m)
 
 
