@@ -153,3 +153,74 @@ def test_refused_nodes_are_listed_at_once_and_fall_back():
     x = {"x": np.random.default_rng(3).standard_normal((3, 5)).astype(np.float32), "a": np.array([1], np.int64),
          "k": np.array([2], np.int64)}
     assert_close(run_reference(graph, x), cm.run(**x), ["y", "v"])
+
+
+# --------------------------------------------------------------------------- tampered staged artifacts
+@pytest.fixture(scope="module")
+def staged_art(tmp_path_factory):
+    from graphopt.codegen import lowering
+    from graphopt.codegen.compiler import compile_model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delitem(lowering._TABLE, GAP_OP)
+        graph, _ = _model(two_regions=True)
+        cm = compile_model(graph, opt_level=None, fallback="ort")
+    return cm.save(tmp_path_factory.mktemp("staged") / "art")
+
+
+@pytest.mark.parametrize("how", ["region-garbage", "stage-params-extra", "stage-libs-swapped", "stage-lib-outside",
+                                 "region-outside", "stage-params-garbage"])
+def test_tampered_staged_artifact_gives_one_line(staged_art, tmp_path, how, capsys):
+    """Each stage's files are checked as a whole model's are (content hash recomputed, as
+    a tamperer would): ONNX regions, stage libraries and parameters."""
+    import json
+    import shutil
+
+    from graphopt.cli import main
+    from graphopt.codegen import artifact
+    from graphopt.codegen.compiler import CompiledModel
+
+    art = tmp_path / "art"
+    shutil.copytree(staged_art, art)
+    man = json.loads((art / "manifest.json").read_text())
+    tvm_stages = [s for s in man["stages"] if s["kind"] == "tvm"]
+    ort_stages = [s for s in man["stages"] if s["kind"] == "ort"]
+    if how == "region-garbage":
+        (art / ort_stages[0]["model"]).write_bytes(b"\x08garbage")
+        word = ort_stages[0]["model"]
+    elif how == "stage-params-extra":  # (this model's stages keep their few constants inside the library)
+        pf = tvm_stages[0]["params"]
+        np.savez(open(art / pf, "wb"), p0=np.zeros(3, np.float64))
+        word = pf
+    elif how == "stage-params-garbage":
+        pf = tvm_stages[0]["params"]
+        (art / pf).write_bytes(b"PK\x03\x04" + bytes(100))
+        word = pf
+    elif how == "stage-libs-swapped":
+        a, b = tvm_stages[0]["lib"], tvm_stages[1]["lib"]
+        da, db = (art / a).read_bytes(), (art / b).read_bytes()
+        (art / a).write_bytes(db)
+        (art / b).write_bytes(da)
+        word = "not the library"
+    elif how == "stage-lib-outside":
+        shutil.copy(art / tvm_stages[0]["lib"], tmp_path / "foreign.so")
+        tvm_stages[0]["lib"] = "../foreign.so"
+        man["files"].append("../foreign.so")
+        word = "../foreign.so"
+    else:
+        (tmp_path / "foreign.onnx").write_bytes((art / ort_stages[0]["model"]).read_bytes())
+        ort_stages[0]["model"] = str(tmp_path / "foreign.onnx")
+        man["files"].append(str(tmp_path / "foreign.onnx"))
+        word = "foreign.onnx"
+    try:
+        man["content_hash"] = artifact.content_hash(art, man)
+    except OSError:
+        pass
+    (art / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(artifact.ArtifactError) as ei:
+        CompiledModel.load(art)
+    assert "\n" not in str(ei.value) and word in str(ei.value), str(ei.value)
+    np.save(tmp_path / "x.npy", _inputs()["x"])
+    assert main(["run", str(art), "--input", f"x={tmp_path / 'x.npy'}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("graphopt: error: ") and len(err.strip().splitlines()) == 1, err
