@@ -53,12 +53,14 @@ class OpTraits:
     ``commutative``: a binary op whose two inputs may be swapped (the rewrite matcher tries
     both orders); ``deterministic``: equal inputs give equal outputs (CSE may merge two such
     nodes, and fold-constants may evaluate them once); ``control_flow``: runs subgraphs (If,
-    Loop)."""
+    Loop); ``flops``: how one run of the op is counted (a `graphopt.ops.flops` rule; None:
+    one per output element)."""
 
     kind: Optional[PatternKind] = None
     commutative: bool = False
     deterministic: bool = True
     control_flow: bool = False
+    flops: Optional[Callable] = None
 
 
 @dataclass(frozen=True)

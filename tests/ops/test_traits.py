@@ -72,3 +72,21 @@ def test_other_traits():
     assert all(s.traits.deterministic for s in supported_ops() if s.op_type != "Dropout")
     assert sorted(s.op_type for s in supported_ops() if s.traits.control_flow) == ["If", "Loop"]
     assert onnx.defs.has("If")  # the control-flow names are onnx's own
+
+
+def test_flops_rules_live_with_the_ops():
+    from graphopt.bench.flops import count_flops
+    from graphopt.ir.parser import parse_ir
+
+    g = parse_ir('''graph g(%a: f32[2, 3], %b: f32[3, 4]) opset("": 21) {
+  const %s: i64[1] = dense<[8]>
+  %m: f32[2, 4] = MatMul(%a, %b) @mm
+  %r: f32[2, 4] = Relu(%m) @relu
+  %t: f32[2, 4] = Tanh(%r) @tanh
+  %f: f32[8] = Reshape(%t, %s) @flat
+  %y: f32[] = ReduceSum(%f) {keepdims=0} @sum
+  return %y
+}''')
+    fc = count_flops(g)
+    assert fc.by_op == {"MatMul": 2 * 2 * 4 * 3, "Relu": 8, "Tanh": 4 * 8, "ReduceSum": 8}
+    assert get_schema("Reshape").traits.flops(None) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...ir import AttrKind
 from ...ir.types import DType, TensorType
+from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import broadcast, check_dtype, same_dtype
 
@@ -149,3 +150,9 @@ set_traits(["Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BitwiseNo
 set_traits(["Add", "And", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Clip", "Div", "Equal", "Greater",
             "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Mean", "Min", "Mod", "Mul", "Or", "PRelu", "Pow", "Sub", "Sum",
             "Xor"], kind=PatternKind.BROADCAST)
+
+
+# ---------------------------------------------------------------- FLOPs (one per element unless set)
+for _cost, _ops in [(8, ["Gelu", "Mish"]), (4, ["Erf", "Tanh", "Sigmoid"]), (3, ["HardSwish"]),
+                    (2, ["Exp", "Log", "Sqrt", "Pow"])]:
+    set_traits(_ops, flops=flops.per_element(_cost))

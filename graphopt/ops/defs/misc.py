@@ -8,6 +8,7 @@ import numpy as np
 
 from ...ir import AttrKind
 from ...ir.types import Dim, DType
+from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import broadcast, broadcast_dim, check_dtype, check_rank, const_ints, fmt_shape, norm_axes, same_dtype, tt
 from .elementwise import F, NUM, _float, _int
@@ -178,3 +179,14 @@ def infer_det(ctx: InferContext):
 
 
 set_traits(["Det", "Einsum", "NonMaxSuppression", "Resize"], kind=PatternKind.OPAQUE)
+
+
+def _einsum_flops(site: flops.FlopSite):
+    """Two per element of the largest operand or result (a multiply-add per element touched)."""
+    if site.output() is None or site.input(0) is None:
+        return None
+    return 2 * max(flops.numel(site.output()),
+                   max(flops.numel(site.shape(v)) for v in site.node.inputs if v is not None))
+
+
+set_traits(["Einsum"], flops=_einsum_flops)

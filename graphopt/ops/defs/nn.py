@@ -3,8 +3,11 @@ Dropout, quantization."""
 
 from __future__ import annotations
 
+import math
+
 from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape, TensorType
+from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, merge_dim, norm_axis, same_dtype,
@@ -480,3 +483,57 @@ set_traits(["Dropout"], kind=PatternKind.ELEMENTWISE)
 set_traits(["GroupNormalization", "Hardmax", "InstanceNormalization", "LayerNormalization", "LogSoftmax",
             "LpNormalization", "MeanVarianceNormalization", "Softmax"], kind=PatternKind.REDUCTION)
 set_traits(["LRN", "MaxUnpool"], kind=PatternKind.OPAQUE)
+
+
+# ---------------------------------------------------------------- FLOPs
+def _matmul_flops(site: flops.FlopSite):
+    """Two per multiply-accumulate: M*N outputs, K each."""
+    a, out = site.input(0), site.output()
+    if a is None or out is None:
+        return None
+    return 2 * flops.numel(out) * (a[-1] if len(a) >= 1 else 1)
+
+
+def _gemm_flops(site: flops.FlopSite):
+    a, out = site.input(0), site.output()
+    if a is None or out is None:
+        return None
+    k = a[0] if site.node.attr("transA", 0) else a[-1]
+    return 2 * flops.numel(out) * k + flops.bias(site, 2)
+
+
+def _conv_flops(site: flops.FlopSite):
+    """Each output element: C_in/group * kernel multiply-accumulates."""
+    w, out = site.input(1), site.output()
+    if w is None or out is None:
+        return None
+    return 2 * flops.numel(out) * math.prod(w[1:]) + flops.bias(site, 2)
+
+
+def _conv_transpose_flops(site: flops.FlopSite):
+    """Each input element multiplies C_out/group * kernel weights (W is [C_in, C_out/group, k...])."""
+    x, w, out = site.input(0), site.input(1), site.output()
+    if x is None or w is None or out is None:
+        return None
+    return 2 * flops.numel(x) * math.prod(w[1:]) + flops.bias(site, 2)
+
+
+def _pool_flops(site: flops.FlopSite):
+    """One per window element of each output."""
+    out = site.output()
+    if out is None:
+        return None
+    k = site.node.attr("kernel_shape", ())
+    return flops.numel(out) * (math.prod(k) if k else 1)
+
+
+set_traits(["MatMul", "MatMulInteger"], flops=_matmul_flops)
+set_traits(["Gemm"], flops=_gemm_flops)
+set_traits(["Conv"], flops=_conv_flops)
+set_traits(["ConvTranspose"], flops=_conv_transpose_flops)
+set_traits(["AveragePool", "LpPool", "MaxPool"], flops=_pool_flops)
+set_traits(["GlobalAveragePool", "GlobalMaxPool", "LpNormalization"], flops=flops.input_elements)
+set_traits(["Dropout"], flops=flops.none)
+for _cost, _ops in [(8, ["GroupNormalization", "InstanceNormalization", "LayerNormalization"]), (6, ["LRN"]),
+                    (5, ["LogSoftmax", "Softmax"]), (2, ["BatchNormalization"])]:
+    set_traits(_ops, flops=flops.per_element(_cost))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...ir.types import DType
+from .. import flops
 from ..registry import InferContext, PatternKind, register, set_traits
 from ._shapes import check_dtype, const_ints, fmt_shape, norm_axes, norm_axis, static_len, tt
 from .elementwise import F, NUM, _int, _types
@@ -118,3 +119,7 @@ def infer_topk(ctx: InferContext):
 set_traits(["ArgMax", "ArgMin", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
             "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"], kind=PatternKind.REDUCTION)
 set_traits(["CumSum", "TopK"], kind=PatternKind.OPAQUE)
+
+
+set_traits(["ArgMax", "ArgMin", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+            "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"], flops=flops.input_elements)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape
+from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, fresh_shape,
@@ -660,3 +661,10 @@ set_traits(["Concat", "ConstantOfShape", "DepthToSpace", "Expand", "EyeLike", "F
 # Data-dependent output sizes, scatters (one output element from several places), metadata.
 set_traits(["Compress", "Constant", "NonZero", "ScatterElements", "ScatterND", "Shape", "Size"],
            kind=PatternKind.OPAQUE)
+
+
+# Data movement and metadata compute nothing.
+set_traits(["Cast", "CastLike", "Concat", "Constant", "ConstantOfShape", "DepthToSpace", "Expand", "EyeLike", "Flatten",
+            "Gather", "GatherElements", "GatherND", "Identity", "NonZero", "OneHot", "Pad", "Range", "Reshape",
+            "ScatterElements", "ScatterND", "Shape", "Size", "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile",
+            "Transpose", "Trilu", "Unsqueeze"], flops=flops.none)
