@@ -708,6 +708,7 @@ def _max_unpool(ctx, n):
     flat = ctx.emit(R.zeros([total], dt))
     xe = ctx.emit(R.reshape(ctx.get(x), [-1]))
     ie = ctx.emit(R.reshape(ctx.get(ind), [-1]))
+    ie = checked_indices(ctx, ie, flat, axis_of=0, what="an index into the output")
     y = ctx.emit(R.scatter_elements(flat, ie, xe, 0, "update"))
     return ctx.emit(R.reshape(y, oshape))
 

@@ -38,6 +38,9 @@ def _cases():
         ("scatter_elements", [N("ScatterElements", ["x", "i", "u"], ["y"], axis=1, name="se")],
          dict(x=X, i=i64([[0, -1]] * 10), u=np.ones((10, 2), np.float32)), {},
          dict(i=i64([[0, 1]] * 9 + [[0, 1 << 40]])), "se"),
+        ("max_unpool", [N("MaxUnpool", ["x", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2], name="unpool")],
+         dict(x=X[:4].reshape(1, 1, 4, 4), i=i64([0, 3, 6, 9, 17, 18, 23, 28, 33, 38, 40, 47, 48, 53, 58, 63]).reshape(1, 1, 4, 4)),
+         {}, dict(i=i64([0, 3, 6, 9, 17, 18, 23, 28, 33, 38, 40, 47, 48, 53, 58, 1000]).reshape(1, 1, 4, 4)), "unpool"),
     ]
 
 
