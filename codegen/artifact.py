@@ -290,7 +290,23 @@ def _check_stages(mpath, manifest: dict) -> list:
                 raise _bad(mpath, f"{at}.{k}", f"{sp[k]!r} is not among the artifact's files")
         if sp["kind"] == "tvm":
             libs.append((sp["lib"], sp["params"]))
+    _check_dataflow(mpath, manifest)
     return libs
+
+
+def _check_dataflow(mpath, manifest: dict) -> None:
+    """Each stage reads only model inputs and earlier stages' outputs, and every model
+    output is produced (else a run would fail looking a value up)."""
+    have = {i["name"] for i in manifest["inputs"]}
+    for i, sp in enumerate(manifest["stages"]):
+        missing = [x for x in sp["inputs"] if x not in have]
+        if missing:
+            raise _bad(mpath, f"stages[{i}].inputs", f"{missing[0]!r} is neither a model input nor an earlier "
+                                                     "stage's output")
+        have.update(sp["outputs"])
+    missing = [o["name"] for o in manifest["outputs"] if o["name"] not in have]
+    if missing:
+        raise _bad(mpath, "outputs", f"{missing[0]!r} is produced by no stage")
 
 
 def check_manifest(mpath, manifest) -> None:
@@ -411,6 +427,9 @@ def load_library(folder, name: str):
         data = path.read_bytes()
     except OSError as e:
         raise ArtifactError(f"{path}: cannot read the compiled library: {e.strerror}") from None
+    bad = elf_problem(data)
+    if bad:
+        raise ArtifactError(f"{path}: not a loadable compiled library: {bad}")
     fd, private = tempfile.mkstemp(prefix="graphopt-lib-", suffix=".so")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -423,6 +442,33 @@ def load_library(folder, name: str):
             os.unlink(private)  # the mapping stays valid
         except OSError:
             pass
+
+
+def elf_problem(data: bytes) -> Optional[str]:
+    """Why ``data`` is not a whole 64-bit little-endian ELF file, or None. The dynamic
+    loader maps segments as the headers describe them: a truncated library would be
+    mapped past its end and the process killed (SIGBUS) on first touch."""
+    import struct
+
+    n = len(data)
+    if n < 64 or data[:4] != b"\x7fELF":
+        return "not an ELF file"
+    if data[4] != 2 or data[5] != 1:
+        return "not a 64-bit little-endian ELF file"
+    phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x36)
+    if phentsize < 56 or phoff + phnum * phentsize > n or (shnum and shoff + shnum * shentsize > n):
+        return "truncated (its headers lie past the end of the file)"
+    for k in range(phnum):
+        _, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + k * phentsize)
+        if off + filesz > n:
+            return "truncated (a segment lies past the end of the file)"
+    if shnum and shentsize >= 64:
+        for k in range(shnum):
+            _, typ, _, _, off, size = struct.unpack_from("<IIQQQQ", data, shoff + k * shentsize)
+            if typ != 8 and off + size > n:  # SHT_NOBITS takes no room in the file
+                return "truncated (a section lies past the end of the file)"
+    return None
 
 
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)

@@ -204,6 +204,22 @@ def test_garbage_library_is_refused(art, capsys):
     _cli_refuses(art, capsys)
 
 
+@pytest.mark.parametrize("cut", [3, 2, 1.01])
+def test_truncated_library_is_refused_without_killing_the_process(art, cut):
+    """The dynamic loader maps a truncated library past its end, and the first touch kills
+    the process (SIGBUS): load must refuse it first. Run in a subprocess, so a regression
+    shows as a dead child rather than a dead test run."""
+    data = (art / "model.so").read_bytes()
+    (art / "model.so").write_bytes(data[: int(len(data) / cut)])
+    _rewrite(art, _manifest(art))
+    code = ("import sys, graphopt\n"
+            "try:\n    graphopt.load(sys.argv[1])\n"
+            "except graphopt.GraphoptError as e:\n    print('REFUSED', e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(art)], capture_output=True, text=True)
+    assert r.returncode == 0, f"killed: {r.returncode} {r.stderr[-1500:]}"
+    assert "REFUSED" in r.stdout and "model.so" in r.stdout and "truncated" in r.stdout, r.stdout
+
+
 def test_manifest_edited_to_match_tampered_params_is_refused(art):
     """Parameters and the manifest's specs changed together (hash recomputed): the library's
     id covers the specs, so the library no longer matches."""

@@ -169,7 +169,8 @@ def staged_art(tmp_path_factory):
 
 
 @pytest.mark.parametrize("how", ["region-garbage", "stage-params-extra", "stage-libs-swapped", "stage-lib-outside",
-                                 "region-outside", "stage-params-garbage"])
+                                 "region-outside", "stage-params-garbage", "stage-input-unknown",
+                                 "output-of-no-stage"])
 def test_tampered_staged_artifact_gives_one_line(staged_art, tmp_path, how, capsys):
     """Each stage's files are checked as a whole model's are (content hash recomputed, as
     a tamperer would): ONNX regions, stage libraries and parameters."""
@@ -207,6 +208,12 @@ def test_tampered_staged_artifact_gives_one_line(staged_art, tmp_path, how, caps
         tvm_stages[0]["lib"] = "../foreign.so"
         man["files"].append("../foreign.so")
         word = "../foreign.so"
+    elif how == "stage-input-unknown":
+        ort_stages[0]["inputs"] = ["nope"]
+        word = "'nope'"
+    elif how == "output-of-no-stage":
+        man["stages"][-1]["outputs"] = ["elsewhere"]
+        word = "'y'"
     else:
         (tmp_path / "foreign.onnx").write_bytes((art / ort_stages[0]["model"]).read_bytes())
         ort_stages[0]["model"] = str(tmp_path / "foreign.onnx")
