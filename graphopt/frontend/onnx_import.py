@@ -412,6 +412,8 @@ class _Importer:
             if v is None:
                 raise ModelLoadError(f"{self.where}: graph output {vi.name!r} is not produced by any node")
             outs.append(v)
+        if root and not outs:
+            raise ModelLoadError(f"{self.where}: the graph has no outputs (a model must compute something)")
         g.outputs = outs
         return g
 

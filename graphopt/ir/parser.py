@@ -380,6 +380,8 @@ class _Parser:
                 outs.append(v)
                 if not self.accept(","):
                     break
+        if not outs and parent_scope is None:
+            raise self.error("the main graph returns nothing (a graph needs outputs)")
         g.outputs = outs
         self.expect("}")
         g._journal.clear()

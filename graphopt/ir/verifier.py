@@ -26,6 +26,11 @@ class VerificationError(GraphoptError, ValueError):
         super().__init__("graph verification failed: " + "; ".join(problems[:10]) + more)
 
 
+# The registry's op semantics: ONNX's default domain at the one opset the importer
+# normalizes every model to (frontend.onnx_import.TARGET_OPSET).
+OPSET = 21
+
+
 def _compatible(declared: TensorType, inferred: TensorType) -> Optional[str]:
     if declared.dtype is not inferred.dtype:
         return f"dtype {declared.dtype.short}, but the registry infers {inferred.dtype.short}"
@@ -101,6 +106,10 @@ class _Verifier:
                 self.types(n, where)
         if is_main and not g.outputs:
             self.fail(f"graph {g.name!r} has no outputs")
+        version = g.opset_imports.get("", OPSET) if is_main else OPSET
+        if version != OPSET:
+            self.fail(f"graph {g.name!r} imports the default domain at opset {version}; graphopt's ops are "
+                      f"opset {OPSET}'s")
         for k, o in enumerate(g.outputs):
             if o is None or scope.get(o.name) is not o:
                 self.fail(f"graph {g.name!r}: output {k} %{getattr(o, 'name', '?')} is not defined in the graph")

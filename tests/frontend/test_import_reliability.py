@@ -262,3 +262,9 @@ def test_folding_never_evaluates_a_range_whose_computed_size_is_over_the_limit(m
 def test_a_range_of_computed_size_within_the_limit_still_folds():
     g = graphopt.run_passes(graphopt.import_onnx(_range_to(5)), "fold-constants")
     assert not g.nodes and int(g.outputs[0].const.numpy()) == sum(range(10))
+
+
+def test_a_graph_with_no_outputs_is_refused():
+    m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", [3])], [])
+    with pytest.raises(ModelLoadError, match="no outputs"):
+        graphopt.import_onnx(m)

@@ -169,3 +169,14 @@ def test_cli_reports_a_corrupted_ir_file_as_a_user_error(tmp_path):
         r = subprocess.run([sys.executable, "-m", "graphopt", "show", str(path)], capture_output=True, text=True)
         assert r.returncode == 1, r.stderr
         assert r.stderr.startswith("graphopt: error:") and what in r.stderr and "internal error" not in r.stderr
+
+
+def test_a_main_graph_that_returns_nothing_is_a_parse_error():
+    with pytest.raises(ParseError, match="line 3.*returns nothing"):
+        parse_ir('graph g(%x: f32[2]) opset("": 21) {\n  return\n}\n')
+
+
+def test_a_default_opset_other_than_the_registrys_is_a_verifier_error():
+    g = parse_ir('graph g(%x: f32[2]) opset("": 999) {\n  %y: f32[2] = Relu(%x) @r\n  return %y\n}\n')
+    with pytest.raises(VerificationError, match="opset 999"):
+        verify(g)
