@@ -33,7 +33,12 @@ def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: in
 
 
 def load(path) -> CompiledModel:
-    """Load an artifact folder written by `CompiledModel.save` or ``graphopt compile``."""
+    """Load an artifact folder written by `CompiledModel.save` or ``graphopt compile``.
+
+    The folder is untrusted input: the manifest's types, that every file it names is a
+    plain file inside the folder, the content hash, each parameter's dtype and shape, and
+    each library's id are checked before anything runs; any mismatch is an ArtifactError
+    naming the file or manifest entry."""
     return CompiledModel.load(path)
 
 

@@ -10,7 +10,10 @@ def add_parser(sub) -> None:
                        description="Compile MODEL (.onnx) for a target and write an artifact folder: the compiled "
                                    "library, the parameters and a manifest.")
     p.add_argument("model", help="an .onnx file")
-    p.add_argument("-o", "--output", required=True, help="the artifact folder to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="the artifact folder to write (an earlier artifact there is replaced atomically; a folder "
+                        "that is not an artifact, or a file, is refused; temporary folders a killed earlier "
+                        "compile left next to it are removed)")
     p.add_argument("--target", default="cpu",
                    help="cpu (LLVM, host CPU), cuda (this machine's GPU) or cuda:sm_XX (compile for that GPU "
                         "architecture, e.g. cuda:sm_90 for an H100, without one)")
