@@ -36,6 +36,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.debug:
+        import os
+
+        os.environ["GRAPHOPT_DEBUG"] = "1"  # TVM's native log lines reach the terminal too
     try:
         return int(args.func(args) or 0)
     except GraphoptError as e:
