@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import GraphoptError, InternalError, UnsupportedOpError
-from ..ir import DType, Graph, Node, Value
+from ..ir import DType, Graph, Node, Value, is_fused_group
 
 # Constants with at most this many elements are embedded in the module; larger ones are
 # parameters.
@@ -99,7 +99,7 @@ def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:
     """(op, node name) of every node (subgraphs included) that cannot be lowered."""
     bad = []
     for n in graph.walk():
-        if n.domain == "graphopt" and n.subgraphs():
+        if is_fused_group(n):
             continue
         if n.qualified_op not in _TABLE:
             bad.append((n.qualified_op, n.name))
@@ -223,17 +223,9 @@ class Ctx:
         return LoweringError(f"{where}: {msg}")
 
     def attr(self, node: Node, name: str, default=None):
-        a = node.attrs.get(name)
-        if a is not None:
-            return a.value
-        from ..ops import get_schema
+        from ..ops import attr_value
 
-        schema = get_schema(node.op_type, node.domain)
-        if schema is not None:
-            spec = schema.attrs.get(name)
-            if spec is not None and spec.default is not None and not _is_required(spec.default):
-                return spec.default
-        return default
+        return attr_value(node, name, default)
 
     def ints_input(self, node: Node, i: int, what: str) -> Optional[list[int]]:
         if i >= len(node.inputs) or node.inputs[i] is None:
@@ -271,12 +263,6 @@ def _axis(ctx, n, name, r, default=0):
     """An axis attribute, counted from the front (ONNX allows negative axes)."""
     a = ctx.attr(n, name, default)
     return a + r if a < 0 else a
-
-
-def _is_required(d) -> bool:
-    from ..ops import REQUIRED
-
-    return d is REQUIRED
 
 
 def _static(shape) -> bool:
@@ -362,7 +348,7 @@ def _safe(name: str) -> str:
 def _lower_node(ctx: Ctx, n: Node) -> None:
     fn = _TABLE.get(n.qualified_op)
     if fn is None:
-        if n.domain == "graphopt" and n.subgraphs():
+        if is_fused_group(n):
             fn = _lower_fused_group
         else:
             raise UnsupportedOpError([(n.qualified_op, n.name)])
