@@ -151,8 +151,11 @@ def one_line(e: BaseException) -> str:
 
 
 def _export(executable, path: Path, out: Path) -> None:
+    from .build import native_output
+
     try:
-        executable.export_library(str(path))
+        with native_output():  # TVM logs "Scope Saving" per export on fd 2
+            executable.export_library(str(path))
     except OSError:
         raise
     except Exception as e:  # TVM wraps the linker's failure (a full disk, a file size limit)
@@ -434,7 +437,10 @@ def load_library(folder, name: str):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return tvm.runtime.load_module(private)
+        from .build import native_output
+
+        with native_output():  # and "Scope Loaded" per load
+            return tvm.runtime.load_module(private)
     except Exception as e:
         raise ArtifactError(f"{path}: cannot load the compiled library: {one_line(e)}") from None
     finally:
