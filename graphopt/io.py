@@ -13,12 +13,18 @@ def load_graph(path) -> Graph:
     p = Path(path)
     if p.suffix == ".ir":
         from .ir.parser import ParseError, parse_ir
+        from .ir.verifier import VerificationError, verify
 
         if not p.is_file():
             raise ModelLoadError(f"{p}: no such file")
         try:
-            return parse_ir(p.read_text(encoding="utf-8"))
-        except (ParseError, UnicodeDecodeError) as e:
+            g = parse_ir(p.read_text(encoding="utf-8"))
+            # The text form carries its types as written: a hand-edited file that parses
+            # but contradicts the ops (Relu(%x: f32[2]) -> f32[3]) is refused here, as an
+            # ONNX file whose stored types contradict the ops is.
+            verify(g)
+            return g
+        except (ParseError, VerificationError, UnicodeDecodeError) as e:
             raise ModelLoadError(f"{p}: {e}") from None
     from .frontend.onnx_import import import_onnx
 

@@ -108,3 +108,18 @@ def test_explain_says_why():
     text = out.getvalue()
     assert "make_w (ConstantOfShape): %w would have 144 elements, over the limit 100" in text
     assert "conv (Conv): input 0 %x is not constant" in text
+
+
+def test_integer_matmul_folds_to_the_exact_int32_result():
+    # 255*127 + 255*127 overflows int16: onnxruntime's u8 x s8 kernel saturates there on
+    # AVX2 CPUs without VNNI; folding evaluates through the oracle's exact reference.
+    g = parse_ir('''graph g(%x: i32[1, 2]) opset("": 21) {
+  const %a: u8[1, 2] = dense<[255, 255]>
+  const %b: i8[2, 1] = dense<[127, 127]>
+  %m: i32[1, 1] = MatMulInteger(%a, %b) @mm
+  %y: i32[1, 2] = Add(%x, %m) @add
+  return %y
+}''')
+    run_checked(g, ["fold-constants"], {"x": np.zeros((1, 2), np.int32)})
+    folded = next(v for v in g.constants if v.producer is None and v.type.shape == (1, 1))
+    assert int(folded.const.numpy()[0, 0]) == 2 * 255 * 127

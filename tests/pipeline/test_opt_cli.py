@@ -67,3 +67,18 @@ def test_passes_lists_one_line_each(capsys):
     out = capsys.readouterr().out
     for name in ("fold-constants", "dce", "cse", "simplify", "-O0", "-O1"):
         assert any(line.strip().startswith(name) for line in out.splitlines())
+
+
+def test_an_ir_file_that_parses_but_does_not_verify_is_refused(tmp_path, capsys):
+    from graphopt.cli import main
+
+    bad = tmp_path / "bad.ir"
+    bad.write_text('''graph g(%x: f32[2]) opset("": 21) {
+  %y: f32[3] = Relu(%x) @relu
+  return %y
+}''')
+    out = tmp_path / "out.onnx"
+    assert main(["opt", str(bad), "-O1", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "relu" in err and "Traceback" not in err
+    assert not out.exists()
