@@ -139,10 +139,10 @@ def cases(seed: int) -> list:
                             needs=("mlp",), timeout=700,
                             what=f"graphopt.optimize(mlp, cache_dir=C, tune_trials={trials}) with a damaged tuning "
                                  f"database ({name}), then again"))
-    for at in (2.0, 6.0, 12.0):
+    for at in (2.0, 5.0, 8.0):
         out.append(case("kill-9", f"compile@{at}", run_kill, args=dict(at=at, trials=0, base="tiny_cnn"), needs=("mlp",),
                         timeout=700, what=f"kill -9 of graphopt compile tiny_cnn.onnx at {at} s, then compile again"))
-    for at in (20.0, 45.0):
+    for at in (15.0, 30.0):
         out.append(case("kill-9", f"tune@{at}", run_kill, args=dict(at=at, trials=8, base="mlp"), needs=("mlp",),
                         timeout=900, what=f"kill -9 of graphopt compile --tune-trials 8 at {at} s, then compile "
                                           "with tune_trials=1 and the same cache"))
