@@ -210,14 +210,18 @@ def schedule(mod, target, target_name: str, database=None, stats: Optional[Build
     return schedule_module(mod, target, skip=tuned, stats=stats)
 
 
-def build(mod, target, target_name: str, database=None, stats: Optional[BuildStats] = None):
-    """Prepare, schedule and build ``mod``; returns a relax Executable."""
+def build(mod, target, target_name: str, database=None, stats: Optional[BuildStats] = None, extra=None):
+    """Prepare, schedule and build ``mod``; returns a relax Executable. ``extra``: relax
+    functions by name added after preparation (they take part in no legalization or fusion;
+    adding them before, LegalizeOps fails on modules with fused groups)."""
     from tvm import relax
 
     stats = stats if stats is not None else BuildStats()
     t0 = time.perf_counter()
     with native_output():
         mod = prepare(mod, target)
+        for name, fn in (extra or {}).items():
+            mod[name] = fn
         mod = schedule(mod, target, target_name, database, stats)
         ex = relax.build(mod, target=target)
     stats.seconds = time.perf_counter() - t0

@@ -163,9 +163,9 @@ def _manifest_report(report: "CompileReport") -> dict:
             "from_database": report.from_database, "fallback_nodes": report.fallback_nodes}
 
 
-def _stamp_library_id(mod, inputs, outputs, params) -> tuple[str, list]:
-    """Add a function that returns the library's id (see `artifact.library_id`) to ``mod``;
-    (nonce, parameter specs) for the manifest."""
+def _stamp_library_id(inputs, outputs, params) -> tuple:
+    """A function that returns the library's id (see `artifact.library_id`), by name, for
+    `build` to add; (those functions, nonce, parameter specs for the manifest)."""
     import secrets
 
     from tvm import relax
@@ -174,8 +174,7 @@ def _stamp_library_id(mod, inputs, outputs, params) -> tuple[str, list]:
 
     nonce, specs = secrets.token_hex(8), param_specs(params)
     fn = relax.Function([], relax.ShapeExpr(library_id(nonce, inputs, outputs, specs)))
-    mod[LIBRARY_ID_FN] = fn.with_attr("global_symbol", LIBRARY_ID_FN)
-    return nonce, specs
+    return {LIBRARY_ID_FN: fn.with_attr("global_symbol", LIBRARY_ID_FN)}, nonce, specs
 
 
 def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs):
@@ -208,9 +207,9 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
         from .tuning import existing_database
 
         database = existing_database(tgt, target, cache_dir)
-    nonce, specs = _stamp_library_id(lowered.mod, sig_inputs, sig_outputs, lowered.params)
+    extra, nonce, specs = _stamp_library_id(sig_inputs, sig_outputs, lowered.params)
     stats = BuildStats()
-    ex = build(lowered.mod, tgt, target, database=database, stats=stats)
+    ex = build(lowered.mod, tgt, target, database=database, stats=stats, extra=extra)
     report.build_s += stats.seconds
     report.kernels += stats.kernels
     for k, v in stats.scheduled.items():

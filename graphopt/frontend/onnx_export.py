@@ -1,5 +1,10 @@
 """graphopt IR -> ONNX. Every graph exports to a model that passes onnx.checker and runs
-on onnxruntime; provenance travels in node metadata_props and comes back on import."""
+on onnxruntime; provenance travels in node metadata_props and comes back on import.
+
+A fused group (``graphopt.FusedGroup``) exports as an ONNX model-local function
+(FunctionProto, domain ``graphopt``, marked ``graphopt.op=FusedGroup`` in its metadata)
+called by one node: onnxruntime runs any stage of the pipeline, fusions included, and the
+importer reads such a function back as the group, not inlined."""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import ExportError
-from ..ir import AttrKind, DType, Graph, Node, TensorData, TensorType, Value
+from ..ir import AttrKind, DType, Graph, Node, TensorData, TensorType, Value, is_fused_group
 from ..ir.attributes import Attr
 from .onnx_dtypes import TO_ONNX
 
 IR_VERSION = 10  # the IR version that goes with opset 21
+FUNCTION_MARK = "graphopt.op"      # metadata key of a fused group's FunctionProto
+FUNCTION_BODY = "graphopt.body"    # ... and the body graph's name
 
 
 def tensor_to_proto(data: TensorData, name: str) -> onnx.TensorProto:
@@ -33,12 +40,12 @@ def type_to_proto(name: str, t: TensorType) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TO_ONNX[t.dtype], shape)
 
 
-def _attr_to_proto(key: str, a: Attr) -> onnx.AttributeProto:
+def _attr_to_proto(key: str, a: Attr, fns: dict) -> onnx.AttributeProto:
     k = a.kind
     if k is AttrKind.TENSOR:
         return helper.make_attribute(key, tensor_to_proto(a.value, ""))
     if k is AttrKind.GRAPH:
-        return helper.make_attribute(key, _graph_to_proto(a.value))
+        return helper.make_attribute(key, _graph_to_proto(a.value, fns))
     if k in (AttrKind.INTS, AttrKind.FLOATS, AttrKind.STRINGS):
         at = {AttrKind.INTS: onnx.AttributeProto.INTS, AttrKind.FLOATS: onnx.AttributeProto.FLOATS,
               AttrKind.STRINGS: onnx.AttributeProto.STRINGS}[k]
@@ -46,20 +53,58 @@ def _attr_to_proto(key: str, a: Attr) -> onnx.AttributeProto:
     return helper.make_attribute(key, a.value)
 
 
-def _node_to_proto(n: Node) -> onnx.NodeProto:
+def _node_to_proto(n: Node, fns: dict) -> onnx.NodeProto:
+    op_type, attrs = n.op_type, dict(n.attrs)
+    if is_fused_group(n):
+        op_type = _function_for(n, fns)
+        attrs = {}
     p = helper.make_node(
-        n.op_type,
+        op_type,
         ["" if v is None else v.name for v in n.inputs],
         ["" if v is None else v.name for v in n.outputs],
         name=n.name,
         domain=n.domain or None,
     )
     try:
-        p.attribute.extend(_attr_to_proto(k, n.attrs[k]) for k in sorted(n.attrs))
+        p.attribute.extend(_attr_to_proto(k, attrs[k], fns) for k in sorted(attrs))
     except ExportError as e:
         raise ExportError(f"node {n.name!r} ({n.op_type}): {e}") from None
     _add_provenance(p, n.provenance)
     return p
+
+
+def _function_for(n: Node, fns: dict) -> str:
+    """Add the FunctionProto of fused group ``n`` to ``fns`` (name -> proto); its name."""
+    body: Graph = n.attrs["body"].value
+    base = "FusedGroup_" + "".join(c if c.isalnum() else "_" for c in n.name)
+    name, k = base, 1
+    while name in fns:
+        name, k = f"{base}_{k}", k + 1
+    fns[name] = None  # reserved: nested groups name themselves apart from this one
+    nodes = []
+    for c in body.constants:  # a function has no initializers
+        nodes.append(helper.make_node("Constant", [], [c.name], value=tensor_to_proto(c.const, c.name)))
+    nodes += [_node_to_proto(inner, fns) for inner in body.nodes]
+    own = {id(o) for m in body.nodes for o in m.outputs if o is not None}
+    outputs = []
+    for i, v in enumerate(body.outputs):
+        if id(v) in own:
+            outputs.append(v.name)
+        else:  # an input or constant returned as it is: a function's outputs are made inside it
+            outputs.append(f"{v.name}__out{i}")
+            nodes.append(helper.make_node("Identity", [v.name], [outputs[-1]]))
+    opsets = {"": body.opset_imports.get("", 21)}
+    if any(m.domain for m in body.walk()):
+        opsets.update((m.domain, 1) for m in body.walk() if m.domain)
+    # The body's types as graphopt inferred them, so that import gives them back exactly.
+    typed = [type_to_proto(o.name, o.type) for m in body.nodes for o in m.outputs
+             if o is not None and o.type.shape is not None]
+    f = helper.make_function(n.domain, name, [v.name for v in body.inputs], outputs, nodes,
+                             [helper.make_opsetid(d, v) for d, v in sorted(opsets.items())], value_info=typed)
+    f.metadata_props.add(key=FUNCTION_MARK, value=n.op_type)
+    f.metadata_props.add(key=FUNCTION_BODY, value=body.name)
+    fns[name] = f
+    return name
 
 
 def _add_provenance(proto, prov) -> None:
@@ -70,8 +115,8 @@ def _add_provenance(proto, prov) -> None:
             proto.metadata_props.add(key="graphopt.sources", value=",".join(prov.sources))
 
 
-def _graph_to_proto(g: Graph) -> onnx.GraphProto:
-    nodes = [_node_to_proto(n) for n in g.nodes]
+def _graph_to_proto(g: Graph, fns: dict) -> onnx.GraphProto:
+    nodes = [_node_to_proto(n, fns) for n in g.nodes]
     inits = []
     for c in g.constants:
         t = tensor_to_proto(c.const, c.name)  # type: ignore[arg-type]
@@ -107,11 +152,14 @@ def export_onnx(graph: Graph) -> onnx.ModelProto:
     domains = {n.domain for n in graph.walk() if n.domain}
     for d in domains:
         opsets.setdefault(d, 1)
+    fns: dict = {}
+    gp = _graph_to_proto(graph, fns)
     model = helper.make_model(
-        _graph_to_proto(graph),
+        gp,
         opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
         producer_name="graphopt",
         ir_version=IR_VERSION,
+        functions=list(fns.values()),
     )
     try:
         onnx.checker.check_model(model)

@@ -20,8 +20,10 @@ from onnx import numpy_helper
 
 from ..errors import ModelLoadError, UnsupportedOpError
 from ..ir import Attr, AttrKind, DType, Graph, Provenance, TensorData, TensorType
+from ..ir.function import BODY, DOMAIN as GROUP_DOMAIN, FUSED_GROUP
 from ..ops import InferError, get_schema, infer_types
 from .onnx_dtypes import dtype_from_onnx
+from .onnx_export import FUNCTION_BODY, FUNCTION_MARK
 
 TARGET_OPSET = 21
 _FRESH = re.compile(r"_(o\d+_)?d\d+$")   # symbols made up by inference (ctx.fresh_dim) or import
@@ -247,10 +249,13 @@ def normalize(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
         raise ModelLoadError(f"{where}: fails onnx.checker: {first}") from None
     except ValueError as e:  # models over 2 GB must be checked by path
         raise ModelLoadError(f"{where}: fails onnx.checker: {e}") from None
-    if model.functions:
+    if any(not _is_group_function(f) for f in model.functions):
         from onnx import inliner
 
-        model = inliner.inline_local_functions(model)
+        # graphopt's fused groups stay (they come back as groups); other local functions
+        # are inlined.
+        keep = [(f.domain, f.name) for f in model.functions if _is_group_function(f)]
+        model = inliner.inline_selected_functions(model, keep, exclude=True)
     version = _default_opset(model)
     if version is None:
         raise ModelLoadError(f"{where}: the model imports no default-domain opset")
@@ -263,6 +268,12 @@ def normalize(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
             raise ModelLoadError(
                 f"{where}: cannot convert opset {version} to opset {TARGET_OPSET}: {msg}") from None
     return model
+
+
+def _is_group_function(f: onnx.FunctionProto) -> bool:
+    """A model-local function graphopt exported for a fused group (see onnx_export)."""
+    return f.domain == GROUP_DOMAIN and any(p.key == FUNCTION_MARK and p.value == FUSED_GROUP
+                                            for p in f.metadata_props)
 
 
 def _promote_initializer_inputs(model: onnx.ModelProto) -> None:
@@ -278,17 +289,24 @@ def _promote_initializer_inputs(model: onnx.ModelProto) -> None:
             model.ir_version = 4
 
 
-def _check_ops(graph: onnx.GraphProto, found: list[tuple[str, str]]) -> None:
+def _check_ops(graph, found: list[tuple[str, str]], functions: Optional[dict] = None) -> None:
+    """Every op the registry does not know, by (op, node name), in ``graph`` (a GraphProto
+    or a FunctionProto), its subgraphs and the fused-group functions it calls."""
+    functions = functions or {}
     for n in graph.node:
         dom = "" if n.domain == "ai.onnx" else n.domain
+        fn = functions.get((dom, n.op_type))
+        if fn is not None:
+            _check_ops(fn, found, functions)
+            continue
         if n.op_type != "Constant" and get_schema(n.op_type, dom) is None:
             found.append((f"{dom + '.' if dom else ''}{n.op_type}", n.name or f"<unnamed {n.op_type}>"))
         for a in n.attribute:
             if a.type == onnx.AttributeProto.GRAPH:
-                _check_ops(a.g, found)
+                _check_ops(a.g, found, functions)
             elif a.type == onnx.AttributeProto.GRAPHS:
                 for g in a.graphs:
-                    _check_ops(g, found)
+                    _check_ops(g, found, functions)
 
 
 def _type_from_proto(tp: onnx.TypeProto, what: str, name: str) -> TensorType:
@@ -381,8 +399,10 @@ def _text(b: bytes, attr: str, where: str) -> str:
 
 class _Importer:
     def __init__(self, where: str, value_info: dict[str, onnx.TypeProto],
-                 large: Optional[dict[str, onnx.TensorProto]] = None, stored: frozenset = frozenset()):
+                 large: Optional[dict[str, onnx.TensorProto]] = None, stored: frozenset = frozenset(),
+                 functions: Optional[dict] = None):
         self.where = where
+        self.functions = functions or {}  # (domain, name) -> a fused group's FunctionProto
         self.value_info = value_info
         self.stored = stored  # names whose type the model itself declares (value_info, outputs)
         self.large = large or {}  # root-graph initializers kept out of onnx's passes
@@ -433,6 +453,10 @@ class _Importer:
             inputs.append(v)
         attrs = {a.name: _attr_from_proto(a, g, self, f"{self.where}: {label}") for a in n.attribute}
         domain = "" if n.domain == "ai.onnx" else n.domain
+        fn = self.functions.get((domain, n.op_type))
+        if fn is not None:  # a fused group, exported as a function: read back as the group
+            attrs = {BODY: Attr.graph(self.function_body(fn, inputs, label))}
+            n = _renamed(n, FUSED_GROUP)
         node_name = g._fresh_node_name(n.name or n.op_type.lower())  # unique: fresh symbols derive from it
         try:
             types = infer_types(n.op_type, inputs, attrs, domain=domain, name=node_name, num_outputs=len(n.output))
@@ -449,6 +473,29 @@ class _Importer:
         prov = _provenance(n.metadata_props)
         g.add_node(n.op_type, inputs, out_types, attrs, name=node_name, domain=domain,
                    output_names=[o or None for o in n.output], provenance=prov)
+
+    def function_body(self, fn: onnx.FunctionProto, inputs: list, label: str) -> Graph:
+        """The body of a fused group from its FunctionProto, typed by the call's inputs."""
+        name = next((p.value for p in fn.metadata_props if p.key == FUNCTION_BODY), fn.name)
+        opsets = {("" if i.domain == "ai.onnx" else i.domain): i.version for i in fn.opset_import}
+        body = Graph(name, opsets)
+        if len(fn.input) != len(inputs) or any(v is None for v in inputs):
+            raise ModelLoadError(f"{self.where}: {label}: the call passes {len(inputs)} inputs to function "
+                                 f"{fn.name!r}, which takes {len(fn.input)}")
+        for nm, v in zip(fn.input, inputs):
+            body.add_input(nm, v.type)
+        self.value_info.update((vi.name, vi.type) for vi in fn.value_info)  # body names are the group's own
+        for inner in fn.node:
+            self.node(inner, body)
+        outs = []
+        for nm in fn.output:
+            v = body.lookup(nm)
+            if v is None:
+                raise ModelLoadError(f"{self.where}: function {fn.name!r}: output {nm!r} is not produced")
+            outs.append(v)
+        body.outputs = outs
+        body._journal.clear()
+        return body
 
     def _merge(self, inferred: TensorType, name: str, label: str) -> TensorType:
         """Keep dims the model's value_info knows where inference could only give a symbol."""
@@ -486,6 +533,14 @@ class _Importer:
         if bad:
             raise ModelLoadError(f"{self.where}: value {name!r}: the model declares {declared}, but {label} "
                                  f"computes {inferred}")
+
+
+def _renamed(n: onnx.NodeProto, op_type: str) -> onnx.NodeProto:
+    m = onnx.NodeProto()
+    m.CopyFrom(n)
+    m.op_type = op_type
+    del m.attribute[:]
+    return m
 
 
 def _provenance(props) -> Optional[Provenance]:
@@ -563,8 +618,9 @@ def import_onnx(model: ModelLike, base_dir: Union[str, os.PathLike, None] = None
     stored = frozenset(vi.name for vi in list(proto.graph.value_info) + list(proto.graph.output))
     proto, big = split_large_initializers(proto, frozenset(input_defaults(proto)))
     proto = normalize(proto, where)
+    functions = {(f.domain, f.name): f for f in proto.functions if _is_group_function(f)}
     unknown: list[tuple[str, str]] = []
-    _check_ops(proto.graph, unknown)
+    _check_ops(proto.graph, unknown, functions)
     if unknown:
         raise UnsupportedOpError(unknown, where)
     value_info = {vi.name: vi.type for vi in list(proto.graph.value_info) + list(proto.graph.output)}
@@ -574,6 +630,6 @@ def import_onnx(model: ModelLike, base_dir: Union[str, os.PathLike, None] = None
     except Exception:
         pass  # onnx's inference is only a source of extra dims; the registry infers every type
     opsets = {("" if i.domain == "ai.onnx" else i.domain): i.version for i in proto.opset_import}
-    g = _Importer(where, value_info, big, stored).graph(proto.graph, None, opsets)
+    g = _Importer(where, value_info, big, stored, functions).graph(proto.graph, None, opsets)
     g._journal.clear()
     return g

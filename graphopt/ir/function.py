@@ -3,9 +3,11 @@ holding them as its ``body`` subgraph (a kernel boundary graphopt chose), and `i
 puts a group's nodes back. Both go through the graph's mutation API, so the journal
 records them.
 
-A group is self-contained: every value its nodes read from outside (inputs, constants,
-other nodes' outputs) becomes one of its inputs, and every value they produce that is
-used outside (or is a graph output) one of its outputs, which keeps the original name.
+A group is self-contained: every value its nodes read from outside (graph inputs, other
+nodes' outputs) becomes one of its inputs; the constants they read are copied into the body
+(a kernel needs its shapes and axes as constants, and its type inference sees them); every
+value they produce that is used outside (or is a graph output) becomes one of its outputs,
+which keeps the original name.
 Inside, names are prefixed with the group's name (``fused_0/relu``): the body is a nested
 scope of the same graph, and a nested scope may not redefine a name it can see.
 """
@@ -44,6 +46,9 @@ def why_not_outline(graph: Graph, nodes: Sequence[Node]) -> Optional[str]:
             outer = _outer_reads(sg)
             if outer:
                 return f"node {n.name!r} holds a subgraph that reads %{outer[0].name} from outside it"
+    if not any(o is not None and (o.is_graph_output() or any(id(u.node) not in ids for u in o.uses()))
+               for n in nodes for o in n.outputs):
+        return "nothing the nodes compute is used outside them (dead code: remove it instead)"
     # Convex: no path leaves the set and comes back. Walk forward from the set's outputs
     # through outside nodes only; reaching a set node again means the group would have to
     # both precede and follow that outside node.
@@ -83,7 +88,7 @@ def outline(graph: Graph, nodes: Iterable[Node], name: str = "fused") -> Node:
     ins: list[Value] = []
     for n in nodes:
         for v in n.inputs:
-            if v is not None and id(v) not in inside and all(v is not x for x in ins):
+            if v is not None and id(v) not in inside and not v.is_constant and all(v is not x for x in ins):
                 ins.append(v)
     outs = [o for n in nodes for o in n.outputs if o is not None
             and (o.is_graph_output() or any(id(u.node) not in ids for u in o.uses()))]
@@ -120,6 +125,10 @@ def _body(graph: Graph, prefix: str, nodes: list[Node], ins: list[Value], outs: 
 
     for v in ins:
         vmap[id(v)] = body.add_input(fresh(v.name), v.type)
+    for n in nodes:
+        for v in n.inputs:
+            if v is not None and v.is_constant and id(v) not in vmap:
+                vmap[id(v)] = body.add_constant(fresh(v.name), v.const, provenance=v.provenance)
     for n in nodes:
         attrs = {k: (Attr(AttrKind.GRAPH, _clone(a.value, body, {})) if a.kind is AttrKind.GRAPH else a)
                  for k, a in n.attrs.items()}

@@ -50,8 +50,6 @@ def test_compile_shows_native_log_only_when_asked(tmp_path):
     assert not noisy, noisy
 
 
-@pytest.mark.xfail(strict=True, reason="the VM's 'Scope Saving' lines come from artifact.save's export_library "
-                                       "(codegen/artifact.py), which is not wrapped in build.native_output yet")
 def test_compile_prints_no_scope_saving(tmp_path):
     r = _compile(tmp_path)
     assert r.returncode == 0, r.stderr
