@@ -67,10 +67,27 @@ def oracle_session(model_bytes: bytes):
 EXACT_REFERENCE_OPS = frozenset({"MatMulInteger", "ConvInteger"})
 
 
-def reference_for(op_types) -> str:
+# Ops whose onnxruntime CPU kernel loses NaN or infinities (onnxruntime 1.31, measured
+# 2026-12-02: ReduceMax of a row holding NaN, +inf and 2.61 gives 2.61; MaxPool windows
+# holding NaN give a number; Clip without a max turns +inf into the largest float). When a
+# graph holds one of them and an input holds NaN or an infinity, the reference is numpy
+# (onnx's ReferenceEvaluator, with a NaN-keeping MaxPool), as the ONNX spec and numpy
+# propagate them.
+NAN_REFERENCE_OPS = frozenset({"ReduceMax", "ReduceMin", "MaxPool", "GlobalMaxPool", "ArgMax", "ArgMin", "Hardmax",
+                               "Clip"})
+
+
+def reference_for(op_types, nonfinite_inputs: bool = False) -> str:
     """``"numpy"`` when any of ``op_types`` (default-domain op names) needs the exact
-    reference, else ``"onnxruntime"``."""
-    return "numpy" if EXACT_REFERENCE_OPS.intersection(op_types) else "onnxruntime"
+    reference (or, with ``nonfinite_inputs``, the NaN-keeping one), else ``"onnxruntime"``."""
+    ops = set(op_types)
+    if EXACT_REFERENCE_OPS & ops or (nonfinite_inputs and NAN_REFERENCE_OPS & ops):
+        return "numpy"
+    return "onnxruntime"
+
+
+def _nonfinite(feeds: Mapping[str, np.ndarray]) -> bool:
+    return any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in feeds.values())
 
 
 def _model_op_types(model) -> set:
@@ -95,10 +112,10 @@ def evaluate_model(model, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     optimizations off, or exact numpy arithmetic for the ops in `EXACT_REFERENCE_OPS`.
     Raises whatever the runtime raises."""
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    if reference_for(_model_op_types(model)) == "numpy":
+    if reference_for(_model_op_types(model), _nonfinite(feeds)) == "numpy":
         from onnx.reference import ReferenceEvaluator
 
-        evaluator = ReferenceEvaluator(model, new_ops=[_exact_matmul_integer()])
+        evaluator = ReferenceEvaluator(model, new_ops=[_exact_matmul_integer(), _nan_max_pool()])
         return [np.asarray(a) for a in evaluator.run(None, feeds)]
     sess = oracle_session(model.SerializeToString())
     return list(sess.run(None, feeds))
@@ -122,6 +139,24 @@ def _exact_matmul_integer():
     return MatMulInteger
 
 
+def _nan_max_pool():
+    """MaxPool that keeps NaN: onnx's reference pads with NaN and drops every NaN from a
+    window. A window holding a NaN of the input gives NaN (a second pool over the NaN mask
+    finds them); the rest is the reference's own MaxPool on the input with NaN as +inf."""
+    from onnx.reference.ops.op_max_pool import MaxPool as _Ref
+
+    class MaxPool(_Ref):
+        def _run(self, x, **kw):
+            nan = np.isnan(x)
+            if not nan.any():
+                return super()._run(x, **kw)
+            res = super()._run(np.where(nan, np.inf, x).astype(x.dtype), **kw)
+            hit = super()._run(nan.astype(x.dtype), **kw)[0] > 0
+            return (np.where(hit, np.nan, res[0]).astype(x.dtype),) + tuple(res[1:])
+
+    return MaxPool
+
+
 def run_reference(graph: Graph, inputs: Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]) -> list[np.ndarray]:
     """Run ``graph`` on the oracle (onnxruntime, optimizations disabled; exact numpy for the
     ops in `EXACT_REFERENCE_OPS`); inputs by name or in order."""
@@ -133,7 +168,7 @@ def run_reference(graph: Graph, inputs: Union[Mapping[str, np.ndarray], Sequence
     try:
         return evaluate_model(model, inputs)
     except Exception as e:
-        which = reference_for(_model_op_types(model))
+        which = reference_for(_model_op_types(model), _nonfinite({k: np.asarray(v) for k, v in inputs.items()}))
         raise OracleError(f"{which} could not run graph {graph.name!r}: {str(e).strip().splitlines()[0]}") from e
 
 
@@ -176,9 +211,17 @@ def compare_outputs(expected: Sequence[np.ndarray], actual: Sequence[np.ndarray]
             bad = int(np.size(ok) - np.count_nonzero(ok))
             with np.errstate(invalid="ignore"):
                 err = np.abs(a.astype(np.float64) - e.astype(np.float64))
-            worst = float(np.nanmax(np.where(ok, 0, err))) if err.size else 0.0
-            out.append(Mismatch(i, names[i], f"{bad} of {e.size} elements differ; max abs error {worst:.3g} "
-                                             f"(rtol {tol.rtol}, atol {tol.atol})"))
+            finite = ~ok & np.isfinite(err)
+            worst = float(err[finite].max()) if finite.any() else 0.0
+            detail = f"{bad} of {e.size} elements differ; max abs error {worst:.3g} (rtol {tol.rtol}, atol {tol.atol})"
+            if dt.is_float:
+                lost = int(np.count_nonzero(np.isnan(e) & ~np.isnan(a)))
+                made = int(np.count_nonzero(~np.isnan(e) & np.isnan(a)))
+                if lost:
+                    detail += f"; {lost} number(s) where the oracle has NaN"
+                if made:
+                    detail += f"; {made} NaN where the oracle has a number"
+            out.append(Mismatch(i, names[i], detail))
     return out
 
 
