@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import GraphoptError, OutputPathError
+from ..util.files import remove_stale
 
 MANIFEST = "manifest.json"
 LIBRARY = "model.so"
@@ -96,42 +97,6 @@ def payload_files(manifest: dict) -> list:
 
 
 # --------------------------------------------------------------------------- leftovers
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def remove_stale(parent: Path, name: str) -> list:
-    """Remove ``.NAME.PID.*.tmp`` / ``.old`` siblings that a writer now dead left behind
-    (a ``kill -9`` or a file size limit mid-save); a live writer's are left alone."""
-    removed = []
-    prefix = f".{name}."
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
-    for e in entries:
-        if not e.name.startswith(prefix) or not e.name.endswith((".tmp", ".old")):
-            continue
-        pid = e.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or _pid_alive(int(pid)):
-            continue
-        try:
-            if e.is_dir(follow_symlinks=False):
-                shutil.rmtree(e.path)
-            else:
-                os.unlink(e.path)
-            removed.append(e.name)
-        except OSError:
-            pass
-    return removed
-
-
 # --------------------------------------------------------------------------- saving
 def _write_npz(path: Path, arrays) -> None:
     import numpy as np

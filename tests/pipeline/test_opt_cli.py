@@ -82,3 +82,21 @@ def test_an_ir_file_that_parses_but_does_not_verify_is_refused(tmp_path, capsys)
     err = capsys.readouterr().err
     assert str(bad) in err and "relu" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_dead_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from graphopt.util.files import atomic_write_text
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.ir.{int(dead.stdout)}.abc123.tmp"   # left by a writer killed mid-write
+    live = tmp_path / f".out.ir.{os.getpid()}.def456.tmp"          # a writer still running
+    stale.write_text("partial")
+    live.write_text("in progress")
+    atomic_write_text(tmp_path / "out.ir", "done")
+    assert (tmp_path / "out.ir").read_text() == "done"
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out.ir"]
