@@ -14,6 +14,7 @@ with one line instead of failing inside the TVM VM."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -118,8 +119,15 @@ def one_line(e: BaseException) -> str:
 def _export(executable, path: Path, out: Path) -> None:
     from .build import native_output
 
+    import resource
+
+    # Under a file size limit (ulimit -f) LLVM may hit it while writing the object code and
+    # end the process at once ("LLVM ERROR: IO failure on output stream: File too large"),
+    # before graphopt can clean up or say anything; the next save removes what it left. Its
+    # stderr is then left alone, so that its one line reaches the user.
+    limited = resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
     try:
-        with native_output():  # TVM logs "Scope Saving" per export on fd 2
+        with (contextlib.nullcontext() if limited else native_output()):  # TVM logs "Scope Saving" on fd 2
             executable.export_library(str(path))
     except OSError:
         raise

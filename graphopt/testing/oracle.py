@@ -69,10 +69,11 @@ EXACT_REFERENCE_OPS = frozenset({"MatMulInteger", "ConvInteger"})
 
 # Ops whose onnxruntime CPU kernel loses NaN or infinities (onnxruntime 1.31, measured
 # 2026-12-02: ReduceMax of a row holding NaN, +inf and 2.61 gives 2.61; MaxPool windows
-# holding NaN give a number; Clip without a max turns +inf into the largest float). When a
-# graph holds one of them and an input holds NaN or an infinity, the reference is numpy
-# (onnx's ReferenceEvaluator, with a NaN-keeping MaxPool), as the ONNX spec and numpy
-# propagate them.
+# holding NaN give a number; Clip without a max turns +inf into the largest float). When an
+# input holds NaN or an infinity, each output computed through one of them takes numpy's
+# value (onnx's ReferenceEvaluator, with a NaN-keeping MaxPool), as the ONNX spec and numpy
+# propagate them; the other outputs keep onnxruntime's (the reference drops NaN in its
+# AveragePool and LpPool, so it is no oracle for those).
 NAN_REFERENCE_OPS = frozenset({"ReduceMax", "ReduceMin", "MaxPool", "GlobalMaxPool", "ArgMax", "ArgMin", "Hardmax",
                                "Clip"})
 
@@ -111,14 +112,31 @@ def evaluate_model(model, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """Run an onnx.ModelProto with the reference its ops call for: onnxruntime with
     optimizations off, or exact numpy arithmetic for the ops in `EXACT_REFERENCE_OPS`.
     Raises whatever the runtime raises."""
-    feeds = {k: np.asarray(v) for k, v in feeds.items()}
-    if reference_for(_model_op_types(model), _nonfinite(feeds)) == "numpy":
-        from onnx.reference import ReferenceEvaluator
+    from onnx.reference import ReferenceEvaluator
 
-        evaluator = ReferenceEvaluator(model, new_ops=[_exact_matmul_integer(), _nan_max_pool()])
-        return [np.asarray(a) for a in evaluator.run(None, feeds)]
+    feeds = {k: np.asarray(v) for k, v in feeds.items()}
+    ops = _model_op_types(model)
+    if reference_for(ops) == "numpy":
+        return [np.asarray(a) for a in ReferenceEvaluator(model, new_ops=[_exact_matmul_integer()]).run(None, feeds)]
     sess = oracle_session(model.SerializeToString())
-    return list(sess.run(None, feeds))
+    out = list(sess.run(None, feeds))
+    if not (_nonfinite(feeds) and NAN_REFERENCE_OPS & ops):
+        return out
+    through = _outputs_through(model, NAN_REFERENCE_OPS)
+    ref = ReferenceEvaluator(model, new_ops=[_nan_max_pool()]).run(None, feeds)
+    return [np.asarray(ref[i]) if i in through else a for i, a in enumerate(out)]
+
+
+def _outputs_through(model, op_types) -> set:
+    """Indices of the graph outputs computed through a node of ``op_types`` (a node holding
+    subgraphs counts as all of its inner ops)."""
+    through: set = set()  # value names computed through such a node (nodes are in topological order)
+    for n in model.graph.node:
+        inner = {m.op_type for a in n.attribute for g in ([a.g] if a.HasField("g") else []) + list(a.graphs)
+                 for m in g.node}
+        if n.op_type in op_types or inner & op_types or any(i in through for i in n.input):
+            through.update(o for o in n.output if o)
+    return {i for i, o in enumerate(model.graph.output) if o.name in through}
 
 
 def _exact_matmul_integer():

@@ -48,3 +48,16 @@ def test_nan_inputs_take_the_nan_keeping_reference_for_max_ops():
 def test_a_lost_nan_is_named_in_the_mismatch():
     bad = compare_outputs([np.array([np.nan, 1.0], np.float32)], [np.array([0.0, 1.0], np.float32)])
     assert len(bad) == 1 and "1 number(s) where the oracle has NaN" in bad[0].detail
+
+
+def test_only_outputs_through_a_nan_losing_op_take_numpy():
+    # onnx's reference drops NaN in AveragePool (it pads with NaN): that output stays
+    # onnxruntime's, while the ReduceMax output takes numpy's.
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.nan
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("avg", "mx")]
+    g = helper.make_graph([helper.make_node("AveragePool", ["x"], ["avg"], kernel_shape=[2, 2], strides=[2, 2]),
+                           helper.make_node("ReduceMax", ["x"], ["mx"], keepdims=0)], "g", vi, outs)
+    avg, mx = evaluate_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)]), {"x": x})
+    assert np.isnan(avg[0, 0, 0, 0]) and avg[0, 0, 0, 1] == np.mean([2, 3, 6, 7]) and np.isnan(mx).all()
