@@ -43,6 +43,18 @@ def _clampi(j, hi):
     return tir.max(tir.min(j, hi), _i64(0))
 
 
+def _indexed_dim(ix, d, i, axis_of, first_axis):
+    """The size of the data dim that index ``ix[i]`` addresses: dim ``axis_of`` for every
+    index, or (ND ops) dim ``first_axis`` + the position along the indices' last dim."""
+    if axis_of is not None:
+        return d.shape[axis_of]
+    m = int(ix.shape[-1])
+    dim = d.shape[first_axis + m - 1]
+    for j in range(m - 2, -1, -1):
+        dim = _tir().Select(i[-1] == j, d.shape[first_axis + j], dim)
+    return dim
+
+
 def _norm_indices_te(ctx, idx_expr, data_expr, axis_of=None, first_axis=None):
     """ONNX negative indices (idx < 0 counts from the end of data's dim) made non-negative.
     Data's axis is ``axis_of`` for every index, or (ND ops) ``first_axis`` + the position
@@ -52,13 +64,7 @@ def _norm_indices_te(ctx, idx_expr, data_expr, axis_of=None, first_axis=None):
     def compute(ix, d):
         def f(*i):
             v = ix(*i)
-            if axis_of is not None:
-                dim = d.shape[axis_of]
-            else:
-                m = int(ix.shape[-1])
-                dim = d.shape[first_axis + m - 1]
-                for j in range(m - 2, -1, -1):
-                    dim = _tir().Select(i[-1] == j, d.shape[first_axis + j], dim)
+            dim = _indexed_dim(ix, d, i, axis_of, first_axis)
             return _tir().Select(v < _tir().const(0, ix.dtype), v + _tir().Cast(ix.dtype, dim), v)
 
         return te.compute(ix.shape, f, name="norm_idx")
@@ -106,13 +112,7 @@ def checked_indices(ctx, ie, data, axis_of=None, first_axis=None, what: str = "i
     def flag(ix, d):
         def bad(*i):
             v = ix(*i)
-            if axis_of is not None:
-                dim = d.shape[axis_of]
-            else:
-                m = int(ix.shape[-1])
-                dim = d.shape[first_axis + m - 1]
-                for j in range(m - 2, -1, -1):
-                    dim = _tir().Select(i[-1] == j, d.shape[first_axis + j], dim)
+            dim = _indexed_dim(ix, d, i, axis_of, first_axis)
             return _tir().Cast("int8", _tir().Or(v < _tir().const(0, ix.dtype), v >= _tir().Cast(ix.dtype, dim)))
 
         ax = [te.reduce_axis((0, s), name=f"k{j}") for j, s in enumerate(ix.shape)]

@@ -97,16 +97,7 @@ class Var(Pattern):
         if v is None:
             why.note(f"{where} is missing")
             return
-        if self.pred is not None:
-            r = self.pred(v)
-            if r:
-                why.note(f"{where} %{v.name}: {r}")
-                return
-        st2, r = st.bind(self.name, v)
-        if r:
-            why.note(r)
-            return
-        yield st2
+        yield from _test_and_bind(self.name, self.pred, v, v, st, where, why)
 
 
 @dataclass
@@ -127,16 +118,22 @@ class Const(Pattern):
         if v.const.is_elided:
             why.note(f"{where} %{v.name} is an elided constant")
             return
-        if self.pred is not None:
-            r = self.pred(v.const.numpy())
-            if r:
-                why.note(f"{where} %{v.name}: {r}")
-                return
-        st2, r = st.bind(self.name, v)
+        yield from _test_and_bind(self.name, self.pred, v.const.numpy() if self.pred else None, v, st, where, why)
+
+
+def _test_and_bind(name, pred, subject, v: Value, st: State, where: str, why: Why) -> Iterator[State]:
+    """The state with ``v`` bound to ``name`` when ``pred(subject)`` holds (or there is no
+    ``pred``); else nothing, and the reason noted."""
+    if pred is not None:
+        r = pred(subject)
         if r:
-            why.note(r)
+            why.note(f"{where} %{v.name}: {r}")
             return
-        yield st2
+    st2, r = st.bind(name, v)
+    if r:
+        why.note(r)
+        return
+    yield st2
 
 
 @dataclass
