@@ -110,8 +110,10 @@ def _model_op_types(model) -> set:
 
 def evaluate_model(model, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """Run an onnx.ModelProto with the reference its ops call for: onnxruntime with
-    optimizations off, or exact numpy arithmetic for the ops in `EXACT_REFERENCE_OPS`.
-    Raises whatever the runtime raises."""
+    optimizations off; exact numpy arithmetic for a graph with an op of
+    `EXACT_REFERENCE_OPS`; and, when an input holds NaN or an infinity, numpy's value for
+    each output computed through an op of `NAN_REFERENCE_OPS`. Raises whatever the runtime
+    raises."""
     from onnx.reference import ReferenceEvaluator
 
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
