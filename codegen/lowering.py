@@ -1046,26 +1046,13 @@ def _gather(ctx, n):
     return ctx.emit(_R().op.take(ctx.get(x), ie, axis))
 
 
-def _wrap_negative(ctx, idx: Value, dim):
-    """Indices counted from the end (negative) made non-negative, for an axis of size
-    ``dim`` (left as they are when the size is symbolic)."""
-    ie = ctx.get(idx)
-    if not isinstance(dim, int):
-        return ie
-    R = _R()
-    return ctx.emit(R.op.where(ctx.emit(R.op.less(ie, R.const(0, _dt(idx)))),
-                               ctx.emit(R.op.add(ie, R.const(dim, _dt(idx)))), ie))
-
-
 @_reg("GatherElements")
 def _gather_elements(ctx, n):
     x, idx = n.inputs
     r = ctx.rank(x)
     axis = _axis(ctx, n, "axis", r, 0)
-    dim = x.type.shape[axis]
     from .lowering_ops_extra import _norm_indices_te, checked_indices
 
-    del dim
     ie = _norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
     ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
     return ctx.emit(_R().op.gather_elements(ctx.get(x), ie, axis))
