@@ -44,11 +44,11 @@ def bench_tvm_from_onnx(model, feeds, runs):
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from graphopt.codegen.target import make_target
+    from graphopt.codegen.target import Target
 
     t0 = time.perf_counter()
     mod = from_onnx(model, keep_params_in_input=False)
-    ex = relax.build(mod, target=make_target("cpu"))
+    ex = relax.build(mod, target=Target.parse("cpu").tvm)
     compile_s = time.perf_counter() - t0
     vm = relax.VirtualMachine(ex, tvm.cpu())
     args = [tvm.runtime.tensor(v) for v in feeds.values()]
@@ -118,11 +118,12 @@ def _profile(model, top):
     from graphopt.codegen.compiler import run_pipeline
     from graphopt.codegen.lowering import lower
     from graphopt.codegen.profile import profile_kernels
-    from graphopt.codegen.target import make_target
+    from graphopt.codegen.target import Target
 
-    tg = make_target("cpu")
+    target = Target.parse("cpu")
+    tg = target.tvm
     g = run_pipeline(graphopt.import_onnx(model), "O1")
-    mod = schedule(prepare(lower(g).mod, tg), tg, "cpu")
+    mod = schedule(prepare(lower(g).mod, tg), target)
     ks = profile_kernels(mod, tg)
     tot = sum(k.total_ms for k in ks) or 1.0
     by_kind: dict = {}

@@ -178,11 +178,14 @@ def _reads_itself(store, e) -> bool:
             and all(i.same_as(j) for i, j in zip(e.indices, store.indices)))
 
 
-def schedule(mod, target, target_name: str, database=None, stats: Optional[BuildStats] = None):
+def schedule(mod, gtarget, database=None, stats: Optional[BuildStats] = None):
+    """Schedule every PrimFunc of a prepared module for ``gtarget`` (a codegen Target):
+    tuned schedules from ``database`` first, then dlight's rules (CUDA) or graphopt's."""
     import tvm
     from tvm import relax
 
     stats = stats if stats is not None else BuildStats()
+    target = gtarget.tvm
     tuned: set = set()
     if database is not None:
         from tvm.s_tir import meta_schedule as ms
@@ -194,9 +197,7 @@ def schedule(mod, target, target_name: str, database=None, stats: Optional[Build
             if gv.name_hint in before and not before[gv.name_hint].same_as(f):
                 tuned.add(gv.name_hint)
         stats.from_database = len(tuned)
-    from .target import target_kind
-
-    if target_kind(target_name) == "cuda":
+    if gtarget.is_cuda:
         from tvm.s_tir import dlight as dl
 
         with target:
@@ -210,19 +211,20 @@ def schedule(mod, target, target_name: str, database=None, stats: Optional[Build
     return schedule_module(mod, target, skip=tuned, stats=stats)
 
 
-def build(mod, target, target_name: str, database=None, stats: Optional[BuildStats] = None, extra=None):
+def build(mod, gtarget, database=None, stats: Optional[BuildStats] = None, extra=None):
     """Prepare, schedule and build ``mod``; returns a relax Executable. ``extra``: relax
     functions by name added after preparation (they take part in no legalization or fusion;
     adding them before, LegalizeOps fails on modules with fused groups)."""
     from tvm import relax
 
     stats = stats if stats is not None else BuildStats()
+    target = gtarget.tvm
     t0 = time.perf_counter()
     with native_output():
         mod = prepare(mod, target)
         for name, fn in (extra or {}).items():
             mod[name] = fn
-        mod = schedule(mod, target, target_name, database, stats)
+        mod = schedule(mod, gtarget, database, stats)
         ex = relax.build(mod, target=target)
     stats.seconds = time.perf_counter() - t0
     return ex

@@ -93,22 +93,23 @@ def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Grap
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
                   progress: bool = False) -> "CompiledModel":
-    from .target import cuda_available, make_target, target_key, target_kind
+    from .target import as_target
 
     if fallback not in (None, "none", "ort"):
         raise GraphoptError(f"unknown fallback {fallback!r}; expected 'ort' or none")
-    tgt = make_target(target)
-    if (tune_trials or tune_time) and target_kind(target) == "cuda" and not cuda_available():
-        raise GraphoptError(f"target {target!r}: tuning measures candidates on the GPU, and none is visible")
+    tgt = as_target(target)
+    tgt.tvm  # noqa: B018  (a target that cannot be built here fails now, before any work)
+    if (tune_trials or tune_time) and not tgt.runnable:
+        raise GraphoptError(f"target {tgt.name!r}: tuning measures candidates on the GPU, and none is visible")
     graph, digest = to_graph(model)
-    report = CompileReport(target=target_key(target))
+    report = CompileReport(target=tgt.key)
     t0 = time.perf_counter()
     graph = run_pipeline(graph, opt_level, owned=not isinstance(model, Graph))
     report.passes_s = time.perf_counter() - t0
     manifest = {
         "inputs": _io_spec(graph.inputs),
         "outputs": _io_spec(graph.outputs),
-        "target": target,
+        "target": tgt.name,
         "target_key": report.target,
         "source_digest": digest,
         "graph": graph.name,
@@ -119,7 +120,7 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
 
         bad = fallback_nodes(graph)
     if not bad:
-        ex, params, nonce, specs = _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir,
+        ex, params, nonce, specs = _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir,
                                                 progress, manifest["inputs"], manifest["outputs"])
         manifest["libraries"], manifest["param_specs"] = {"model.so": nonce}, {"params.npz": specs}
         manifest["report"] = _manifest_report(report)
@@ -144,12 +145,12 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
             continue
         sub = import_onnx(u.model)
         in_names = [v.name for v in sub.inputs]
-        ex, params, nonce, pspecs = _compile_tvm(sub, tgt, target, report, tune_trials, tune_time, cache_dir,
+        ex, params, nonce, pspecs = _compile_tvm(sub, tgt, report, tune_trials, tune_time, cache_dir,
                                                  progress, in_names, list(u.outputs))
         lib, pf = f"stage{i}.so", f"stage{i}.npz"
         files[lib], files[pf] = ex, list(params)
         manifest["libraries"][lib], manifest["param_specs"][pf] = nonce, pspecs
-        stages.append(_TvmStage(ex, params, in_names, u.outputs, target))
+        stages.append(_TvmStage(ex, params, in_names, u.outputs, tgt))
         specs.append({"kind": "tvm", "lib": lib, "params": pf, "inputs": in_names, "outputs": u.outputs,
                       "nodes": u.nodes})
     manifest["stages"] = specs
@@ -177,7 +178,7 @@ def _stamp_library_id(inputs, outputs, params) -> tuple:
     return {LIBRARY_ID_FN: fn.with_attr("global_symbol", LIBRARY_ID_FN)}, nonce, specs
 
 
-def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs):
+def _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs):
     """Lower, (tune,) build one graph; accumulates into ``report``. (executable, params,
     library nonce, parameter specs); ``sig_*`` are what the manifest records of its inputs
     and outputs, which the library's id covers."""
@@ -185,7 +186,7 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
     from .lowering import lower
 
     t0 = time.perf_counter()
-    lowered = lower(graph, target=target)
+    lowered = lower(graph, target=tgt)
     report.lower_s += time.perf_counter() - t0
     report.folded += lowered.folded
     database = None
@@ -193,7 +194,7 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
         from .tuning import tune
 
         t0 = time.perf_counter()
-        database, info = tune(lowered.mod, tgt, target, trials=tune_trials, minutes=tune_time, cache_dir=cache_dir,
+        database, info = tune(lowered.mod, tgt, trials=tune_trials, minutes=tune_time, cache_dir=cache_dir,
                               progress=progress)
         report.tune_s += time.perf_counter() - t0
         if report.tuning:  # several TVM stages (fallback): merge
@@ -206,10 +207,10 @@ def _compile_tvm(graph, tgt, target, report, tune_trials, tune_time, cache_dir, 
     else:
         from .tuning import existing_database
 
-        database = existing_database(tgt, target, cache_dir)
+        database = existing_database(tgt, cache_dir)
     extra, nonce, specs = _stamp_library_id(sig_inputs, sig_outputs, lowered.params)
     stats = BuildStats()
-    ex = build(lowered.mod, tgt, target, database=database, stats=stats, extra=extra)
+    ex = build(lowered.mod, tgt, database=database, stats=stats, extra=extra)
     report.build_s += stats.seconds
     report.kernels += stats.kernels
     for k, v in stats.scheduled.items():
@@ -223,23 +224,21 @@ class _TvmStage:
     this machine lacks (``cuda:sm_XX``), it keeps the parameters on the host, can be saved,
     and refuses to run."""
 
-    def __init__(self, executable, params, inputs, outputs, target: str):
-        from .target import cuda_available, target_kind
+    def __init__(self, executable, params, inputs, outputs, target):
+        from .target import as_target
 
         self.inputs, self.outputs = list(inputs), list(outputs)
-        self.target, self.executable = target, executable
+        self.target, self.executable = as_target(target), executable
         self.params: Optional[list] = None     # TVM tensors on the device, once attached
         self._host = list(params)
-        if target_kind(target) == "cpu" or cuda_available():
+        if self.target.runnable:
             self._attach()
 
     def _attach(self) -> None:
         import tvm
         from tvm import relax
 
-        from .target import device_for
-
-        self.dev = device_for(self.target)
+        self.dev = self.target.device()
         self.vm = relax.VirtualMachine(self.executable, self.dev)
         self.fn = self.vm["main"]
         self.params = [tvm.runtime.tensor(np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p), self.dev)
@@ -397,10 +396,10 @@ class CompiledModel:
 
         from . import artifact
 
-        from .target import cuda_available, target_kind
+        from .target import as_target
 
         target = artifact.read_manifest(path)["target"]
-        if target_kind(target) == "cuda" and not cuda_available():
+        if not as_target(target).runnable:
             raise artifact.ArtifactError(f"{path}: compiled for {target}, but no CUDA GPU is visible")
         manifest, lib, params = artifact.load(path)
         if "stages" in manifest:

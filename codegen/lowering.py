@@ -296,7 +296,7 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
     """Lower ``graph`` to a Relax IRModule for ``target`` (a target name). Raises
     UnsupportedOpError listing every node (with its op) that has no lowering, or
     LoweringRefusedError listing every node whose lowering refused it, all at once."""
-    from .target import target_kind
+    from .target import as_target
 
     from tvm import relax
 
@@ -308,7 +308,7 @@ def lower(graph: Graph, *, fold: bool = True, name: str = "main", fallback_nodes
         raise UnsupportedOpError(bad, f"graph {graph.name!r}")
     ctx = Ctx(graph, {})
     ctx.refused = []
-    ctx.packed_kernels = target_kind(target) == "cpu"
+    ctx.packed_kernels = as_target(target).is_cpu
     in_vars = []
     for v in graph.inputs:
         var = relax.Var(_safe(v.name), ctx.sinfo(v))

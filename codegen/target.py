@@ -106,30 +106,87 @@ def cuda_available() -> bool:
 
 
 _CUDA_ARCH = re.compile(r"^cuda:sm_(\d{2,3}[a-z]?)$")
+_UNKNOWN = ("expected cpu, cuda (the GPU of this machine) or cuda:sm_XX (that architecture, no GPU needed to "
+            "compile)")
 
 
-def target_kind(name: str) -> str:
-    """``"cpu"`` or ``"cuda"`` for a target name (``cuda:sm_90`` is a cuda target)."""
-    if name in ("cpu", "llvm"):
-        return "cpu"
-    if name == "cuda" or _CUDA_ARCH.match(name):
-        return "cuda"
-    raise GraphoptError(f"unknown target {name!r}; expected cpu, cuda (the GPU of this machine) or "
-                        "cuda:sm_XX (that architecture, no GPU needed to compile)")
+@dataclass(frozen=True)
+class Target:
+    """A compilation target, parsed once from its name and passed around as this object:
+    ``cpu`` (the host CPU, or the one $GRAPHOPT_CPU forces), ``cuda`` (this machine's GPU)
+    or ``cuda:sm_XX`` (that architecture, cross-compiled without a GPU)."""
+
+    name: str
+    kind: str                      # "cpu" or "cuda"
+    arch: str | None = None        # "sm_90" for cuda:sm_90; None: the visible GPU's
+
+    @staticmethod
+    def parse(name: str) -> "Target":
+        if not isinstance(name, str):
+            raise GraphoptError(f"target must be a name, got {type(name).__name__}; {_UNKNOWN}")
+        if name in ("cpu", "llvm"):
+            return Target("cpu", "cpu")
+        if name == "cuda":
+            return Target("cuda", "cuda")
+        m = _CUDA_ARCH.match(name)
+        if m:
+            return Target(name, "cuda", "sm_" + m.group(1))
+        raise GraphoptError(f"unknown target {name!r}; {_UNKNOWN}")
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.kind == "cpu"
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.kind == "cuda"
+
+    @property
+    def runnable(self) -> bool:
+        """Whether code for this target can run here (a CPU always; CUDA with a GPU)."""
+        return self.is_cpu or cuda_available()
+
+    @property
+    def tvm(self):
+        """The tvm Target (built on first use, then kept)."""
+        return _tvm_target(self)
+
+    @property
+    def key(self) -> str:
+        """A short, stable description, for cache keys and manifests."""
+        if self.is_cuda:
+            if self.arch:
+                return f"cuda-{self.arch.replace('_', '')}"
+            import tvm
+
+            return f"cuda-sm{str(tvm.cuda(0).compute_version).replace('.', '')}" if cuda_available() else "cuda"
+        h = host_cpu()
+        return f"llvm-{h.mcpu}-{h.cores}c"
+
+    def device(self):
+        import tvm
+
+        return tvm.cuda(0) if self.is_cuda else tvm.cpu(0)
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def make_target(name: str = "cpu"):
-    """A tvm Target for ``"cpu"``, ``"cuda"`` (this machine's GPU) or ``"cuda:sm_XX"``
-    (cross-compiling for that architecture with its usual limits; errors name the target)."""
+def as_target(target) -> Target:
+    """``target`` as a Target (a name is parsed; a Target passes through)."""
+    return target if isinstance(target, Target) else Target.parse(target)
+
+
+@functools.lru_cache(maxsize=None)
+def _tvm_target(t: Target):
     import tvm
 
     h = host_cpu()
     host = {"kind": "llvm", "mcpu": h.mcpu, "num-cores": h.cores}
-    if target_kind(name) == "cpu":
+    if t.is_cpu:
         return tvm.target.Target(host)
-    m = _CUDA_ARCH.match(name)
-    if m:
-        return tvm.target.Target({"kind": "cuda", "arch": "sm_" + m.group(1), "max_threads_per_block": 1024,
+    if t.arch:
+        return tvm.target.Target({"kind": "cuda", "arch": t.arch, "max_threads_per_block": 1024,
                                   "max_shared_memory_per_block": 49152, "thread_warp_size": 32, "host": host})
     if not cuda_available():
         raise GraphoptError("target 'cuda': no CUDA GPU is visible on this machine "
@@ -139,22 +196,3 @@ def make_target(name: str = "cpu"):
     return tvm.target.Target({"kind": "cuda", "arch": arch, "max_threads_per_block": int(dev.max_threads_per_block),
                               "max_shared_memory_per_block": int(dev.max_shared_memory_per_block),
                               "thread_warp_size": 32, "host": host})
-
-
-def target_key(name: str) -> str:
-    """A short, stable description of a target, for cache keys and manifests."""
-    if target_kind(name) == "cuda":
-        m = _CUDA_ARCH.match(name)
-        if m:
-            return f"cuda-sm{m.group(1)}"
-        import tvm
-
-        return f"cuda-sm{str(tvm.cuda(0).compute_version).replace('.', '')}" if cuda_available() else "cuda"
-    h = host_cpu()
-    return f"llvm-{h.mcpu}-{h.cores}c"
-
-
-def device_for(name: str):
-    import tvm
-
-    return tvm.cuda(0) if target_kind(name) == "cuda" else tvm.cpu(0)

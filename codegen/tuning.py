@@ -42,7 +42,7 @@ import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .target import target_kind
+from .target import Target, as_target
 from typing import Optional
 
 from ..errors import GraphoptError
@@ -99,13 +99,13 @@ def cache_root(cache_dir=None) -> Path:
     return DEFAULT_CACHE.expanduser()
 
 
-def database_dir(target_name: str, cache_dir=None) -> Path:
+def database_dir(target, cache_dir=None) -> Path:
+    """The tuning database folder of ``target`` (a Target or its name) for these versions."""
     from .artifact import versions
-    from .target import target_key
 
     v = versions()
     safe = lambda s: "".join(c if c.isalnum() or c in ".-_" else "_" for c in str(s))  # noqa: E731
-    return cache_root(cache_dir) / safe(target_key(target_name)) / f"graphopt-{safe(v['graphopt'])}_tvm-{safe(v['tvm'])}"
+    return cache_root(cache_dir) / safe(as_target(target).key) / f"graphopt-{safe(v['graphopt'])}_tvm-{safe(v['tvm'])}"
 
 
 WORKLOADS, RECORDS, TASKS = "workloads.json", "records.json", "tasks.json"
@@ -433,13 +433,13 @@ def time_kernel(tmod, target, min_ms: float = 20.0, repeat: int = 3) -> float:
     return best * 1000
 
 
-def default_scheduled(tmod, target, target_name: str):
+def default_scheduled(tmod, target: Target):
     import tvm
 
     from .build import schedule
 
     # schedule() updates the module it is given: work on a copy, the task keeps its TIR
-    return schedule(tvm.IRModule(dict(tmod.functions.items())), target, target_name)
+    return schedule(tvm.IRModule(dict(tmod.functions.items())), target)
 
 
 def tuned_scheduled(tmod, target, database):
@@ -514,17 +514,17 @@ class _SigintGuard:
         return False
 
 
-def make_builder(target_name: str):
+def make_builder(target: Target):
     """The MetaSchedule builder (tests replace this to simulate failures)."""
     return _inprocess_builder()
 
 
-def make_runner(target_name: str):
+def make_runner(target: Target):
     from tvm.s_tir.meta_schedule.runner import EvaluatorConfig, LocalRunner
 
     cfg = EvaluatorConfig(number=3, repeat=1, min_repeat_ms=40, enable_cpu_cache_flush=False)
     return LocalRunner(timeout_sec=120, evaluator_config=cfg,
-                       initializer=_worker_init if target_kind(target_name) != "cuda" else _cuda_worker_init)
+                       initializer=_cuda_worker_init if target.is_cuda else _worker_init)
 
 
 def _cuda_worker_init() -> None:
@@ -614,17 +614,17 @@ def allocate(tasks: list[TaskResult], trials: int, minutes: Optional[float]) -> 
 
 
 # --------------------------------------------------------------------------- entry points
-def existing_database(target, target_name, cache_dir=None):
+def existing_database(target: Target, cache_dir=None):
     """A database of the tuned schedules that beat graphopt's defaults (from earlier
     compiles for this target and these versions), or None when there are none."""
-    folder = database_dir(target_name, cache_dir)
+    folder = database_dir(target, cache_dir)
     state = _load_tasks_state(folder)
     winners = [k for k, v in state.items() if not k.startswith("_") and isinstance(v, dict) and v.get("used")]
     if not winners or not (folder / WORKLOADS).exists():
         return None
-    if target_kind(target_name) != "cuda":
+    if target.is_cpu:
         install_cpu_intrin_stub()
-    return _winners_database(open_json_database(folder), target, {k: state[k] for k in winners})
+    return _winners_database(open_json_database(folder), target.tvm, {k: state[k] for k in winners})
 
 
 def _winners_database(db, target, winners: dict):
@@ -688,21 +688,22 @@ def folder_lock(folder: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def tune(mod, target, target_name, trials=0, minutes=None, cache_dir=None, progress=False):
+def tune(mod, target: Target, trials=0, minutes=None, cache_dir=None, progress=False):
     """Tune the tasks of ``mod`` (a lowered relax module) within ``trials`` and/or
     ``minutes``; returns (database for the build or None, info dict)."""
     trials = int(trials or 0)
     if trials < 0 or (minutes is not None and minutes <= 0):
         raise GraphoptError("the tuning budget must be positive (trials >= 0, minutes > 0)")
-    folder = database_dir(target_name, cache_dir)
+    folder = database_dir(target, cache_dir)
     with folder_lock(folder):
-        return _tune(mod, target, target_name, trials, minutes, folder, progress)
+        return _tune(mod, target, trials, minutes, folder, progress)
 
 
-def _tune(mod, target, target_name, trials, minutes, folder, progress):
+def _tune(mod, gtarget: Target, trials, minutes, folder, progress):
     from tvm.s_tir import meta_schedule as ms
 
-    if target_kind(target_name) != "cuda":
+    target = gtarget.tvm
+    if gtarget.is_cpu:
         install_cpu_intrin_stub()
     t_start = time.monotonic()
     deadline = t_start + minutes * 60 if minutes else None
@@ -721,7 +722,7 @@ def _tune(mod, target, target_name, trials, minutes, folder, progress):
         st.update(name=name, flops=tr.flops)
         if tr.default_ms is None:
             try:
-                tr.default_ms = time_kernel(default_scheduled(tmod, target, target_name), target)
+                tr.default_ms = time_kernel(default_scheduled(tmod, gtarget), target)
             except Exception as e:  # noqa: BLE001
                 tr.default_ms, tr.error = 0.0, f"default schedule could not be timed: {e}"
             st["default_ms"] = tr.default_ms
@@ -761,7 +762,7 @@ def _tune(mod, target, target_name, trials, minutes, folder, progress):
             if deadline and time.monotonic() >= deadline:
                 break
             if builder is None:
-                builder, runner = make_builder(target_name), make_runner(target_name)
+                builder, runner = make_builder(gtarget), make_runner(gtarget)
             st = state[t.key]
             want = n - t.trials if trials else n
             task_deadline = time.monotonic() + secs if secs else None
@@ -813,7 +814,7 @@ def _tune(mod, target, target_name, trials, minutes, folder, progress):
                 _save_tasks_state(folder, state)
                 raise KeyboardInterrupt
             bar.done += 1
-            _compare(t, mods[t.key], target, target_name, db, st)
+            _compare(t, mods[t.key], gtarget, db, st)
             _save_tasks_state(folder, state)
             bar.show()
     except KeyboardInterrupt as e:
@@ -835,7 +836,7 @@ def _tune(mod, target, target_name, trials, minutes, folder, progress):
     # tasks tuned in an earlier compile but never compared (interrupted then)
     for t in tasks:
         if t.trials and t.tuned_ms is None and not t.tuned_now:
-            _compare(t, mods[t.key], target, target_name, db, state[t.key])
+            _compare(t, mods[t.key], gtarget, db, state[t.key])
     _save_tasks_state(folder, state)
     info.seconds = time.monotonic() - t_start
     info.reused = not todo
@@ -845,8 +846,9 @@ def _tune(mod, target, target_name, trials, minutes, folder, progress):
     return database, info.as_dict()
 
 
-def _compare(t: TaskResult, tmod, target, target_name, db, st: dict) -> None:
+def _compare(t: TaskResult, tmod, gtarget: Target, db, st: dict) -> None:
     """Time the best tuned schedule against the default one; record which wins."""
+    target = gtarget.tvm
     try:
         tuned = tuned_scheduled(tmod, target, db)
         if tuned is None:
@@ -854,7 +856,7 @@ def _compare(t: TaskResult, tmod, target, target_name, db, st: dict) -> None:
         else:
             t.tuned_ms = time_kernel(tuned, target)
             if t.default_ms:  # re-time the default next to it: the machine's load changes
-                t.default_ms = min(t.default_ms, time_kernel(default_scheduled(tmod, target, target_name), target))
+                t.default_ms = min(t.default_ms, time_kernel(default_scheduled(tmod, gtarget), target))
             t.used = t.tuned_ms < (t.default_ms or float("inf"))
     except Exception as e:  # noqa: BLE001
         t.used = False

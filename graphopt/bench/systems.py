@@ -166,7 +166,7 @@ def build_tvm_from_onnx(model, target="cpu"):
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from graphopt.codegen.target import make_target
+    from graphopt.codegen.target import Target
 
     if isinstance(model, (str, os.PathLike)):
         import onnx
@@ -174,7 +174,7 @@ def build_tvm_from_onnx(model, target="cpu"):
         model = onnx.load(str(model))
     t0 = time.perf_counter()
     mod = from_onnx(model, keep_params_in_input=False)
-    ex = relax.build(mod, target=make_target(target))
+    ex = relax.build(mod, target=Target.parse(target).tvm)
     compile_s = time.perf_counter() - t0
     vm = relax.VirtualMachine(ex, tvm.cpu())
     fn = vm["main"]

@@ -15,7 +15,6 @@ from onnx import helper, numpy_helper
 from ..errors import ExportError
 from ..ir import AttrKind, DType, Graph, Node, TensorData, TensorType, Value, is_fused_group
 from ..ir.attributes import Attr
-from .onnx_dtypes import TO_ONNX
 
 IR_VERSION = 10  # the IR version that goes with opset 21
 FUNCTION_MARK = "graphopt.op"      # metadata key of a fused group's FunctionProto
@@ -37,7 +36,7 @@ def tensor_to_proto(data: TensorData, name: str) -> onnx.TensorProto:
 
 def type_to_proto(name: str, t: TensorType) -> onnx.ValueInfoProto:
     shape = None if t.shape is None else [d for d in t.shape]
-    return helper.make_tensor_value_info(name, TO_ONNX[t.dtype], shape)
+    return helper.make_tensor_value_info(name, t.dtype.onnx, shape)
 
 
 def _attr_to_proto(key: str, a: Attr, fns: dict) -> onnx.AttributeProto:

@@ -67,6 +67,24 @@ class DType(enum.Enum):
         except KeyError:
             raise TypeError(f"numpy dtype {dt} has no graphopt DType") from None
 
+    @property
+    def onnx(self) -> int:
+        """The ONNX TensorProto element-type code."""
+        return _TABLE[self][1]
+
+    @staticmethod
+    def from_onnx(code: int) -> "DType":
+        """The DType of an ONNX element-type code; ValueError naming it if unsupported."""
+        try:
+            return _FROM_ONNX[int(code)]
+        except KeyError:
+            raise ValueError(f"ONNX element type {code} is not supported") from None
+
+    @property
+    def tvm(self) -> Optional[str]:
+        """The TVM dtype name; None for a type TVM cannot hold (strings)."""
+        return _TABLE[self][2]
+
     @staticmethod
     def parse(short: str) -> "DType":
         try:
@@ -78,13 +96,29 @@ class DType(enum.Enum):
         return f"DType.{self.name}"
 
 
-_TO_NUMPY = {
-    DType.FLOAT32: np.float32, DType.FLOAT16: np.float16, DType.FLOAT64: np.float64,
-    DType.INT8: np.int8, DType.INT16: np.int16, DType.INT32: np.int32, DType.INT64: np.int64,
-    DType.UINT8: np.uint8, DType.UINT16: np.uint16, DType.UINT32: np.uint32,
-    DType.UINT64: np.uint64, DType.BOOL: np.bool_, DType.STRING: np.object_,
+# The one dtype table: for each DType its numpy type, ONNX TensorProto element-type code
+# and TVM dtype name (plain ints and strings, so ir imports neither onnx nor tvm). A new
+# element type is one row here.
+_TABLE: dict[DType, tuple[object, int, Optional[str]]] = {
+    #                  numpy       onnx  tvm
+    DType.FLOAT32:  (np.float32,   1,   "float32"),
+    DType.UINT8:    (np.uint8,     2,   "uint8"),
+    DType.INT8:     (np.int8,      3,   "int8"),
+    DType.UINT16:   (np.uint16,    4,   "uint16"),
+    DType.INT16:    (np.int16,     5,   "int16"),
+    DType.INT32:    (np.int32,     6,   "int32"),
+    DType.INT64:    (np.int64,     7,   "int64"),
+    DType.STRING:   (np.object_,   8,   None),
+    DType.BOOL:     (np.bool_,     9,   "bool"),
+    DType.FLOAT16:  (np.float16,   10,  "float16"),
+    DType.FLOAT64:  (np.float64,   11,  "float64"),
+    DType.UINT32:   (np.uint32,    12,  "uint32"),
+    DType.UINT64:   (np.uint64,    13,  "uint64"),
+    DType.BFLOAT16: (None,         16,  "bfloat16"),
 }
+_TO_NUMPY = {d: row[0] for d, row in _TABLE.items() if row[0] is not None}
 _FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k is not DType.STRING}
+_FROM_ONNX = {row[1]: d for d, row in _TABLE.items()}
 _BY_SHORT = {d.value: d for d in DType}
 
 

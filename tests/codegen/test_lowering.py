@@ -116,7 +116,7 @@ def test_fused_group_becomes_one_kernel():
 
     from graphopt.codegen.build import prepare
     from graphopt.codegen.lowering import lower
-    from graphopt.codegen.target import make_target
+    from graphopt.codegen.target import Target
     from graphopt.ir import DType, Graph, TensorType
     from codegen_testutil import compile_graph
 
@@ -133,7 +133,7 @@ def test_fused_group_becomes_one_kernel():
     g.set_outputs([m.output])
     lowered = lower(g)
     assert lowered.mod["fused_grp"].attrs["Primitive"] == 1
-    mod = prepare(lowered.mod, make_target("cpu"))
+    mod = prepare(lowered.mod, Target.parse("cpu").tvm)
     from tvm import tirx
 
     prims = [gv.name_hint for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)]

@@ -11,7 +11,7 @@ import pytest
 def _module():
     from graphopt.codegen.build import prepare
     from graphopt.codegen.lowering import lower
-    from graphopt.codegen.target import make_target
+    from graphopt.codegen.target import Target
     from graphopt.ir import DType, Graph, TensorType
 
     g = Graph("g")
@@ -19,7 +19,7 @@ def _module():
     x = g.add_input("x", t)
     a = g.add_node("Relu", [x], [t], name="relu")
     g.set_outputs([a.output])
-    tgt = make_target("cpu")
+    tgt = Target.parse("cpu").tvm
     return prepare(lower(g).mod, tgt), tgt
 
 

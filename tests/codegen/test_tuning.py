@@ -285,14 +285,14 @@ def test_kill_9_during_tuning_leaves_a_database_the_next_compile_reads(tmp_path)
 
 def test_cache_dir_env_var(tmp_path, monkeypatch):
     from graphopt.codegen.artifact import versions
-    from graphopt.codegen.target import target_key
+    from graphopt.codegen.target import Target
     from graphopt.codegen.tuning import cache_root, database_dir
 
     monkeypatch.setenv("GRAPHOPT_CACHE_DIR", str(tmp_path / "env"))
     assert cache_root() == tmp_path / "env"
     assert cache_root(tmp_path / "arg") == tmp_path / "arg"
     d = database_dir("cpu")
-    assert d.parent.name == target_key("cpu") and versions()["tvm"] in d.name
+    assert d.parent.name == Target.parse("cpu").key and versions()["tvm"] in d.name
     monkeypatch.delenv("GRAPHOPT_CACHE_DIR")
     assert str(cache_root()).endswith(".cache/graphopt/tuning")
 

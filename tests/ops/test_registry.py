@@ -14,7 +14,6 @@ from onnx import helper, numpy_helper
 
 from graphopt.ir import Attr, DType, Graph, TensorData, TensorType
 from graphopt.ops import REQUIRED, InferError, build, get_schema, infer_types, supported_ops
-from graphopt.ops.defs._dtypes import DTYPE_TO_ONNX, ONNX_TO_DTYPE
 from graphopt.ops.table import supported_ops_markdown
 
 F32, I64 = DType.FLOAT32, DType.INT64
@@ -53,7 +52,7 @@ def reference(op, specs, attrs=None, n_out=1):
         if isinstance(s, np.ndarray):
             inits.append(numpy_helper.from_array(s, name))
         else:
-            inputs.append(helper.make_tensor_value_info(name, DTYPE_TO_ONNX[DType.parse(s[0])], s[1]))
+            inputs.append(helper.make_tensor_value_info(name, DType.parse(s[0]).onnx, s[1]))
     outs = [f"out{j}" for j in range(n_out)]
     kw = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v for k, v in (attrs or {}).items()}
     node = helper.make_node(op, names, outs, **kw)
@@ -72,7 +71,7 @@ def reference(op, specs, attrs=None, n_out=1):
         if t.HasField("shape"):
             dims = [d.dim_value if d.HasField("dim_value") else
                     None if not d.dim_param or d.dim_param.startswith("unk__") else d.dim_param for d in t.shape.dim]
-        result.append((ONNX_TO_DTYPE[t.elem_type], dims))
+        result.append((DType.from_onnx(t.elem_type), dims))
     return result
 
 
@@ -694,7 +693,7 @@ def test_light_cnn_ops_match_onnx_inference():
         types = {}
         for vi in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output):
             t = vi.type.tensor_type
-            types[vi.name] = TensorType(ONNX_TO_DTYPE[t.elem_type], [d.dim_value for d in t.shape.dim])
+            types[vi.name] = TensorType(DType.from_onnx(t.elem_type), [d.dim_value for d in t.shape.dim])
         for t in m.graph.initializer:
             g.add_constant(t.name, TensorData.from_numpy(numpy_helper.to_array(t)))
         for n in m.graph.node:

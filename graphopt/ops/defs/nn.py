@@ -361,7 +361,7 @@ def infer_layernorm(ctx: InferContext):
                 if len(b) != len(x) - axis:  # type: ignore[arg-type]
                     raise ctx.fail(f"LayerNormalization {ctx._input_name(i)} {fmt_shape(s)} does not broadcast "
                                    f"to the normalized dims {fmt_shape(x[axis:])}")
-    stash = _dtypes.dtype_from_onnx(ctx.attr("stash_type"))
+    stash = DType.from_onnx(ctx.attr("stash_type"))
     return [tt(dt, x), tt(stash, stats), tt(stash, stats)]
 
 
@@ -453,10 +453,10 @@ def infer_quantize(ctx: InferContext):
     code = ctx.attr("output_dtype")
     if ctx.has_input(2):
         dt = ctx.dtype(2)
-        if code and _dtypes.dtype_from_onnx(code) is not dt:
+        if code and DType.from_onnx(code) is not dt:
             raise ctx.fail(f"output_dtype {code} differs from the zero point's dtype {dt.short}")
     else:
-        dt = _dtypes.dtype_from_onnx(code) if code else DType.UINT8
+        dt = DType.from_onnx(code) if code else DType.UINT8
     if dt not in _types("i8 u8 i16 u16"):
         raise ctx.fail(f"QuantizeLinear cannot produce {dt.short}")
     return [tt(dt, x)]

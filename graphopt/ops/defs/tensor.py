@@ -513,7 +513,7 @@ def infer_constant(ctx: InferContext):
 @register("EyeLike", ["input"], ["output"], {"dtype": AttrSpec(AttrKind.INT), "k": _int(0)})
 def infer_eye_like(ctx: InferContext):
     code = ctx.attr("dtype")
-    dt = _dtypes.dtype_from_onnx(code) if code is not None else ctx.dtype(0)
+    dt = DType.from_onnx(code) if code is not None else ctx.dtype(0)
     return [tt(dt, check_rank(ctx, 0, 2))]
 
 
@@ -529,7 +529,7 @@ def infer_where(ctx: InferContext):
 def infer_cast(ctx: InferContext):
     """The dtype named by ``to`` (an ONNX TensorProto element type)."""
     try:
-        dt = _dtypes.dtype_from_onnx(ctx.attr("to"))
+        dt = DType.from_onnx(ctx.attr("to"))
     except ValueError as e:
         raise ctx.fail(f"Cast to: {e}") from None
     return [tt(dt, ctx.shape(0))]
