@@ -15,12 +15,12 @@ from .errors import (NumericsMismatchError, PassError, PassFailedError, PassOpti
                      UnknownPassError)
 from .instruments import CheckNumerics, DumpIR, PrintAfter, TimePasses, VerifyEach
 from .manager import Fixpoint, Instrument, PassManager, PassRecord
-from .pipelines import PIPELINES, build_pipeline, parse_spec, pipeline_names
+from .pipelines import LOWERING_PREP, PIPELINES, build_pipeline, lowering_pipeline, parse_spec, pipeline_names
 from ..rewrite import (Bind, Const, ExplainLog, Match, Maybe, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, all_of,
                        apply_rules, fail)
 
 __all__ = [
-    "Application", "Bind", "BisectResult", "CheckNumerics", "Const", "DumpIR", "ExplainLog", "Fixpoint", "Instrument",
+    "Application", "Bind", "LOWERING_PREP", "lowering_pipeline", "BisectResult", "CheckNumerics", "Const", "DumpIR", "ExplainLog", "Fixpoint", "Instrument",
     "Match", "Maybe", "NumericsMismatchError", "Op", "Opt", "PIPELINES", "Pass", "PassContext", "PassError", "PassFailedError",
     "PassManager", "PassOptionError", "PassRecord", "PassVerificationError", "PipelineRun", "PrintAfter", "Rewriter",
     "Rule", "RuleError", "RuleSet", "TimePasses", "UnknownPassError", "Var", "VerifyEach", "all_graphs",

@@ -44,6 +44,19 @@ PIPELINES: dict[str, tuple[str, Callable[[], list[PipelineItem]]]] = {
 }
 
 
+# What lowering needs of a graph: everything computable from constants folded, with no size
+# limit, since weights must be concrete to compile however they were built (the light
+# models' ConstantOfShape weights reach 103M elements). It ends every compile's pipeline.
+_UNLIMITED = 2 ** 40
+LOWERING_PREP = f"fold-constants{{max-elements={_UNLIMITED},max-eval-elements={_UNLIMITED}}}"
+
+
+def lowering_pipeline(level: Optional[str] = None) -> list[PipelineItem]:
+    """The one pipeline a compile runs before lowering: ``level``'s passes (a named
+    pipeline or a spec; none for None or "") and then `LOWERING_PREP`."""
+    return (build_pipeline(level) if level else []) + parse_spec(LOWERING_PREP)
+
+
 def pipeline_names() -> list[str]:
     return list(PIPELINES)
 
