@@ -43,9 +43,9 @@ class ArtifactError(GraphoptError):
 def versions() -> dict:
     import tvm
 
-    import graphopt
+    from ..version import __version__
 
-    return {"graphopt": graphopt.__version__, "tvm": tvm.__version__}
+    return {"graphopt": __version__, "tvm": tvm.__version__}
 
 
 # --------------------------------------------------------------------------- signatures

@@ -15,7 +15,7 @@ from .ir.parser import ParseError, parse_ir
 from .ir.printer import print_ir
 from .ir.verifier import VerificationError, verify
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 if TYPE_CHECKING:
     import onnx
