@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from graphopt.ir import AttrKind, Graph, Node, Value
 from graphopt.ops import get_schema
-from graphopt.pipeline import Pass, PassContext, all_graphs, register_pass
+from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 from graphopt.rewrite import replace_node, why_not_replace
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from graphopt.ir import Graph
-from graphopt.pipeline import Pass, PassContext, all_graphs, register_pass
+from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 
 
 @register_pass

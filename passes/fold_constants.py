@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
-from graphopt.pipeline import Pass, PassContext, all_graphs, register_pass
+from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 from graphopt.rewrite import erase_dead
 from graphopt.testing.oracle import evaluate_model
 

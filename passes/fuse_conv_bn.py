@@ -22,7 +22,8 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import Graph, Value
-from graphopt.pipeline import Const, Op, Opt, Pass, PassContext, RuleSet, Var, apply_rules, register_pass
+from graphopt.pipeline.base import Pass, PassContext, register_pass
+from graphopt.rewrite import Const, Op, Opt, RuleSet, Var, apply_rules
 
 rules = RuleSet("fuse-conv-bn")
 

@@ -19,7 +19,9 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import DType, Graph, Value
-from graphopt.pipeline import Bind, Const, Op, Opt, Pass, PassContext, RuleSet, Var, apply_rules, register_pass
+from graphopt.pipeline.base import Pass, PassContext, register_pass
+from graphopt.pipeline.errors import PassOptionError
+from graphopt.rewrite import Bind, Const, Op, Opt, RuleSet, Var, apply_rules
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -286,8 +288,6 @@ class Simplify(Pass):
         for name in (s.strip() for s in self.rule_sets.split(",") if s.strip()):
             rs = RULE_SETS.get(name)
             if rs is None:
-                from graphopt.pipeline import PassOptionError
-
                 raise PassOptionError(f"pass 'simplify': no rule set {name!r} (rule sets: {', '.join(RULE_SETS)})")
             rules.extend(rs.rules)
         return apply_rules(graph, ctx, rules)

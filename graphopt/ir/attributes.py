@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from .graph import Graph
 
 
+class Region:
+    """The base class of `Graph`: what a graph attribute holds. It lives here so that
+    attributes can tell a graph from other values without importing graph.py, which
+    imports attributes (a graph's nodes carry attributes that may hold graphs)."""
+
+    __slots__ = ()
+
+
 class AttrKind(enum.Enum):
     FLOAT = "float"
     INT = "int"
@@ -55,9 +63,7 @@ class Attr:
             if not isinstance(v, TensorData):
                 raise TypeError(f"tensor attribute given {type(v).__name__}")
         elif k is AttrKind.GRAPH:
-            from .graph import Graph
-
-            if not isinstance(v, Graph):
+            if not isinstance(v, Region):
                 raise TypeError(f"graph attribute given {type(v).__name__}")
 
     @staticmethod
@@ -95,8 +101,6 @@ class Attr:
     @staticmethod
     def infer(v) -> "Attr":
         """The kind a plain Python value most naturally has (used by builders and tests)."""
-        from .graph import Graph
-
         if isinstance(v, Attr):
             return v
         if isinstance(v, bool):
@@ -109,7 +113,7 @@ class Attr:
             return Attr.string(v)
         if isinstance(v, TensorData):
             return Attr.tensor(v)
-        if isinstance(v, Graph):
+        if isinstance(v, Region):
             return Attr.graph(v)
         if isinstance(v, (list, tuple)):
             if all(isinstance(x, int) and not isinstance(x, bool) for x in v):

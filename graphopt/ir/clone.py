@@ -12,10 +12,13 @@ from .graph import Graph, Value
 
 def clone_graph(graph: Graph) -> Graph:
     """An independent copy of ``graph`` (a root graph) that prints identically."""
-    return _clone(graph, None, {})
+    return clone_subgraph(graph, None, {})
 
 
-def _clone(g: Graph, scope: Optional[Graph], vmap: dict[int, Value]) -> Graph:
+def clone_subgraph(g: Graph, scope: Optional[Graph], vmap: dict[int, Value]) -> Graph:
+    """A copy of ``g`` nested in ``scope`` (None: a root graph). ``vmap`` maps id() of
+    every value of ``g`` (and of graphs enclosing it) to its copy, so that a subgraph's
+    reads of enclosing values point at their copies; it is filled as values are copied."""
     out = Graph(g.name, g.opset_imports, scope=scope)
     out.doc_string = g.doc_string
     for v in g.inputs:
@@ -25,7 +28,7 @@ def _clone(g: Graph, scope: Optional[Graph], vmap: dict[int, Value]) -> Graph:
     for n in g.nodes:
         attrs = {}
         for k, a in n.attrs.items():
-            attrs[k] = Attr(AttrKind.GRAPH, _clone(a.value, out, vmap)) if a.kind is AttrKind.GRAPH else a
+            attrs[k] = Attr(AttrKind.GRAPH, clone_subgraph(a.value, out, vmap)) if a.kind is AttrKind.GRAPH else a
         m = out.add_node(
             n.op_type,
             [None if v is None else vmap[id(v)] for v in n.inputs],

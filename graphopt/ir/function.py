@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Iterable, Optional, Sequence
 
 from .attributes import Attr, AttrKind
+from .clone import clone_subgraph
 from .graph import Graph, IRError, Node, Value
 
 DOMAIN = "graphopt"
@@ -110,8 +111,6 @@ def outline(graph: Graph, nodes: Iterable[Node], name: str = "fused") -> Node:
 
 def _body(graph: Graph, prefix: str, nodes: list[Node], ins: list[Value], outs: list[Value]) -> Graph:
     """The group's subgraph: its inputs stand for ``ins``, its nodes are copies of ``nodes``."""
-    from .clone import _clone
-
     body = Graph(prefix, graph.root.opset_imports)
     vmap: dict[int, Value] = {}
     taken: set[str] = set()
@@ -130,7 +129,7 @@ def _body(graph: Graph, prefix: str, nodes: list[Node], ins: list[Value], outs: 
             if v is not None and v.is_constant and id(v) not in vmap:
                 vmap[id(v)] = body.add_constant(fresh(v.name), v.const, provenance=v.provenance)
     for n in nodes:
-        attrs = {k: (Attr(AttrKind.GRAPH, _clone(a.value, body, {})) if a.kind is AttrKind.GRAPH else a)
+        attrs = {k: (Attr(AttrKind.GRAPH, clone_subgraph(a.value, body, {})) if a.kind is AttrKind.GRAPH else a)
                  for k, a in n.attrs.items()}
         m = body.add_node(n.op_type, [None if v is None else vmap[id(v)] for v in n.inputs],
                           [None if o is None else o.type for o in n.outputs], attrs,
@@ -147,8 +146,6 @@ def _body(graph: Graph, prefix: str, nodes: list[Node], ins: list[Value], outs: 
 def inline(graph: Graph, node: Node) -> list[Node]:
     """Put a FusedGroup's nodes back in place of it (names lose the group's prefix where
     that name is free); returns the new nodes."""
-    from .clone import _clone
-
     if not is_fused_group(node):
         raise IRError(f"node {node.name!r} is {node.qualified_op}, not a {DOMAIN}.{FUSED_GROUP}")
     if node.graph is not graph:
@@ -162,7 +159,7 @@ def inline(graph: Graph, node: Node) -> list[Node]:
         vmap[id(c)] = graph.add_constant(graph.fresh_name(_strip(c.name, prefix)), c.const, provenance=c.provenance)
     created = []
     for n in body.nodes:
-        attrs = {k: (Attr(AttrKind.GRAPH, _clone(a.value, graph, vmap)) if a.kind is AttrKind.GRAPH else a)
+        attrs = {k: (Attr(AttrKind.GRAPH, clone_subgraph(a.value, graph, vmap)) if a.kind is AttrKind.GRAPH else a)
                  for k, a in n.attrs.items()}
         m = graph.add_node(n.op_type, [None if v is None else vmap[id(v)] for v in n.inputs],
                            [None if o is None else o.type for o in n.outputs], attrs,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
-from .attributes import Attr, AttrKind
+from .attributes import Attr, AttrKind, Region
 from .tensor import TensorData
 from .types import TensorType
 
@@ -180,7 +180,7 @@ class Node:
         return f"<Node {self.describe()}>"
 
 
-class Graph:
+class Graph(Region):
     """A graph: inputs, constants, nodes in topological order, outputs.
 
     A graph held by a node's attribute (If/Loop bodies, fused groups) has ``parent`` set to
@@ -254,7 +254,7 @@ class Graph:
         return len(self._nodes)
 
     def __str__(self) -> str:
-        from .printer import print_ir
+        from .printer import print_ir  # noqa: PLC0415  (printer needs graph only for annotations)
 
         return print_ir(self)
 

@@ -19,10 +19,14 @@ import re
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from .attributes import Attr, AttrKind
-from .graph import Graph, Node, Value
 from .tensor import TensorData
 from .types import DType
+
+if TYPE_CHECKING:  # annotations only: graph.py prints through this module
+    from .graph import Graph, Node, Value
 
 SMALL_CONSTANT = 16
 _BARE = re.compile(r"^[A-Za-z0-9_.\-/]+$")

@@ -207,23 +207,11 @@ def attr_value(node: Node, name: str, default: Any = None):
 
 
 def get_schema(op_type: str, domain: str = "") -> Optional[OpSchema]:
-    _load_all()
     return _REGISTRY.get((domain, op_type))
 
 
 def supported_ops() -> list[OpSchema]:
-    _load_all()
     return sorted(_REGISTRY.values(), key=lambda s: (s.domain, s.op_type))
-
-
-_loaded = False
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from . import defs  # noqa: F401  (registers every op)
 
 
 def _context(schema: OpSchema, name: str, inputs: Sequence[Optional[Value]], attrs: Mapping[str, Attr],

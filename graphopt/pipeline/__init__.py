@@ -18,6 +18,7 @@ from .manager import Fixpoint, Instrument, PassManager, PassRecord
 from .pipelines import LOWERING_PREP, PIPELINES, build_pipeline, lowering_pipeline, parse_spec, pipeline_names
 from ..rewrite import (Bind, Const, ExplainLog, Match, Maybe, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, all_of,
                        apply_rules, fail)
+from .. import passes  # noqa: F401,E402  (registers graphopt's passes; they import pipeline.base, not this package)
 
 __all__ = [
     "Application", "Bind", "LOWERING_PREP", "lowering_pipeline", "BisectResult", "CheckNumerics", "Const", "DumpIR", "ExplainLog", "Fixpoint", "Instrument",

@@ -176,7 +176,6 @@ def _convert(pass_name: str, key: str, f: dataclasses.Field, raw):
 
 # ---------------------------------------------------------------------------- registry
 _PASSES: dict[str, type[Pass]] = {}
-_loaded = False
 
 
 def register_pass(cls: type[Pass] | None = None, *, replace: bool = False):
@@ -199,20 +198,11 @@ def unregister_pass(name: str) -> None:
     _PASSES.pop(name, None)
 
 
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import graphopt.passes  # noqa: F401  (importing it registers every pass)
-
-
 def registered_passes() -> list[type[Pass]]:
-    _load_all()
     return [_PASSES[k] for k in sorted(_PASSES)]
 
 
 def get_pass(name: str) -> type[Pass]:
-    _load_all()
     cls = _PASSES.get(name)
     if cls is None:
         import difflib

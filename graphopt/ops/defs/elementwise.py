@@ -8,28 +8,7 @@ from ...ir.types import DType, TensorType
 from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import broadcast, check_dtype, same_dtype
-
-
-def _types(spec: str) -> frozenset:
-    return frozenset(DType.parse(s) for s in spec.split())
-
-
-F = _types("bf16 f16 f32 f64")
-F3 = _types("f16 f32 f64")
-SINT = _types("i8 i16 i32 i64")
-UINT = _types("u8 u16 u32 u64")
-INT = SINT | UINT
-NUM = F | INT
-ANY = frozenset(DType)
-BOOL = frozenset({DType.BOOL})
-
-
-def _float(v: float) -> AttrSpec:
-    return AttrSpec(AttrKind.FLOAT, v)
-
-
-def _int(v: int) -> AttrSpec:
-    return AttrSpec(AttrKind.INT, v)
+from ._specs import ANY, BOOL, F, F3, INT, NUM, SINT, UINT, float_attr, int_attr, types
 
 
 def _unary(op: str, allowed: frozenset, names=("X", "Y"), attrs=None, out_dtype=None):
@@ -52,18 +31,18 @@ for _op, _allowed in [("Exp", F), ("Log", F), ("Sign", NUM), ("Sin", F3), ("Cos"
                       ("Acosh", F3), ("Atanh", F3), ("Erf", F), ("Softsign", F3)]:
     _unary(_op, _allowed, ("input", "output"))
 
-_unary("HardSigmoid", F3, attrs={"alpha": _float(0.2), "beta": _float(0.5)})
-_unary("LeakyRelu", F, attrs={"alpha": _float(0.01)})
-_unary("Elu", F3, attrs={"alpha": _float(1.0)})
-_unary("Selu", F3, attrs={"alpha": _float(1.67326319217681884765625), "gamma": _float(1.05070102214813232421875)})
-_unary("Celu", _types("f32"), attrs={"alpha": _float(1.0)})
+_unary("HardSigmoid", F3, attrs={"alpha": float_attr(0.2), "beta": float_attr(0.5)})
+_unary("LeakyRelu", F, attrs={"alpha": float_attr(0.01)})
+_unary("Elu", F3, attrs={"alpha": float_attr(1.0)})
+_unary("Selu", F3, attrs={"alpha": float_attr(1.67326319217681884765625), "gamma": float_attr(1.05070102214813232421875)})
+_unary("Celu", types("f32"), attrs={"alpha": float_attr(1.0)})
 _unary("Gelu", F, attrs={"approximate": AttrSpec(AttrKind.STRING, "none")})
-_unary("ThresholdedRelu", F3, attrs={"alpha": _float(1.0)})
-_unary("Shrink", F3 | INT, ("input", "output"), attrs={"bias": _float(0.0), "lambd": _float(0.5)})
+_unary("ThresholdedRelu", F3, attrs={"alpha": float_attr(1.0)})
+_unary("Shrink", F3 | INT, ("input", "output"), attrs={"bias": float_attr(0.0), "lambd": float_attr(0.5)})
 _unary("Not", BOOL)
 _unary("BitwiseNot", INT)
 _unary("IsNaN", F, out_dtype=DType.BOOL)
-_unary("IsInf", F, attrs={"detect_negative": _int(1), "detect_positive": _int(1)}, out_dtype=DType.BOOL)
+_unary("IsInf", F, attrs={"detect_negative": int_attr(1), "detect_positive": int_attr(1)}, out_dtype=DType.BOOL)
 
 
 # ---------------------------------------------------------------- binary
@@ -79,7 +58,7 @@ def _binary(op: str, allowed: frozenset, names=("A", "B", "C"), out_dtype=None, 
 
 for _op in ("Add", "Sub", "Mul", "Div"):
     _binary(_op, NUM)
-_binary("Mod", NUM, attrs={"fmod": _int(0)})
+_binary("Mod", NUM, attrs={"fmod": int_attr(0)})
 for _op in ("And", "Or", "Xor"):
     _binary(_op, BOOL, out_dtype=DType.BOOL)
 for _op in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
@@ -95,7 +74,7 @@ set_traits(["Add", "Mul", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "Bitwis
 @register("Pow", ["X", "Y"], ["Z"])
 def infer_pow(ctx: InferContext):
     """The base's dtype; the exponent may have another numeric dtype."""
-    dt = check_dtype(ctx, 0, F | _types("i32 i64"))
+    dt = check_dtype(ctx, 0, F | types("i32 i64"))
     check_dtype(ctx, 1, NUM)
     return [TensorType(dt, broadcast(ctx, [ctx.shape(0), ctx.shape(1)]))]
 
@@ -104,7 +83,7 @@ def infer_pow(ctx: InferContext):
 def infer_prelu(ctx: InferContext):
     """Slope broadcasts unidirectionally to X: the output has X's shape."""
     dt = same_dtype(ctx, [0, 1])
-    check_dtype(ctx, 0, F | _types("i32 i64 u32 u64"))
+    check_dtype(ctx, 0, F | types("i32 i64 u32 u64"))
     x, s = ctx.shape(0), ctx.shape(1)
     if x is not None and s is not None:
         out = broadcast(ctx, [x, s])

@@ -11,7 +11,7 @@ from ...ir.types import Dim, DType
 from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
 from ._shapes import broadcast, broadcast_dim, check_dtype, check_rank, const_ints, fmt_shape, norm_axes, same_dtype, tt
-from .elementwise import F, NUM, _float, _int
+from ._specs import F, NUM, float_attr, int_attr
 
 _TERM = re.compile(r"^(?:[A-Za-z]|\.\.\.)*$")
 
@@ -85,8 +85,8 @@ def _label_dim(ctx: InferContext, dims: list, k: int) -> Dim:
 
 
 _RESIZE_ATTRS = {
-    "antialias": _int(0), "axes": AttrSpec(AttrKind.INTS), "coordinate_transformation_mode": AttrSpec(AttrKind.STRING, "half_pixel"),
-    "cubic_coeff_a": _float(-0.75), "exclude_outside": _int(0), "extrapolation_value": _float(0.0),
+    "antialias": int_attr(0), "axes": AttrSpec(AttrKind.INTS), "coordinate_transformation_mode": AttrSpec(AttrKind.STRING, "half_pixel"),
+    "cubic_coeff_a": float_attr(-0.75), "exclude_outside": int_attr(0), "extrapolation_value": float_attr(0.0),
     "keep_aspect_ratio_policy": AttrSpec(AttrKind.STRING, "stretch"), "mode": AttrSpec(AttrKind.STRING, "nearest"),
     "nearest_mode": AttrSpec(AttrKind.STRING, "round_prefer_floor"),
 }
@@ -163,7 +163,7 @@ def infer_resize(ctx: InferContext):
 
 
 @register("NonMaxSuppression", ["boxes", "scores", "max_output_boxes_per_class?", "iou_threshold?", "score_threshold?"],
-          ["selected_indices"], {"center_point_box": _int(0)})
+          ["selected_indices"], {"center_point_box": int_attr(0)})
 def infer_nms(ctx: InferContext):
     """[number selected (data-dependent), 3] of i64."""
     check_rank(ctx, 0, 3)

@@ -12,7 +12,7 @@ from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, 
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, merge_dim, norm_axis, same_dtype,
                       tt)
-from .elementwise import F, F3, _float, _int, _types
+from ._specs import F, F3, float_attr, int_attr, types
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -47,23 +47,23 @@ def matmul_shape(ctx: InferContext, a: Shape, b: Shape) -> Shape:
 @register("MatMul", ["A", "B"], ["Y"])
 def infer_matmul(ctx: InferContext):
     dt = same_dtype(ctx, [0, 1])
-    check_dtype(ctx, 0, F | _types("i32 i64 u32 u64"))
+    check_dtype(ctx, 0, F | types("i32 i64 u32 u64"))
     return [tt(dt, matmul_shape(ctx, ctx.shape(0), ctx.shape(1)))]
 
 
 @register("MatMulInteger", ["A", "B", "a_zero_point?", "b_zero_point?"], ["Y"])
 def infer_matmul_integer(ctx: InferContext):
-    check_dtype(ctx, 0, _types("i8 u8"))
-    check_dtype(ctx, 1, _types("i8 u8"))
+    check_dtype(ctx, 0, types("i8 u8"))
+    check_dtype(ctx, 1, types("i8 u8"))
     return [tt(DType.INT32, matmul_shape(ctx, ctx.shape(0), ctx.shape(1)))]
 
 
-@register("Gemm", ["A", "B", "C?"], ["Y"], {"alpha": _float(1.0), "beta": _float(1.0), "transA": _int(0),
-                                             "transB": _int(0)})
+@register("Gemm", ["A", "B", "C?"], ["Y"], {"alpha": float_attr(1.0), "beta": float_attr(1.0), "transA": int_attr(0),
+                                             "transB": int_attr(0)})
 def infer_gemm(ctx: InferContext):
     """Y[M, N] = A'[M, K] B'[K, N] (+ C broadcast unidirectionally to [M, N])."""
     dt = same_dtype(ctx, [0, 1, 2])
-    check_dtype(ctx, 0, F | _types("i32 i64 u32 u64"))
+    check_dtype(ctx, 0, F | types("i32 i64 u32 u64"))
     a, b = check_rank(ctx, 0, 2), check_rank(ctx, 1, 2)
     if a is None or b is None:
         return [_gemm_partial(ctx, dt, a, b)]
@@ -146,7 +146,7 @@ def window_out_dims(ctx: InferContext, in_dims, kernel, strides, dil, pads, auto
     return out
 
 
-_CONV_ATTRS = {"auto_pad": _str("NOTSET"), "dilations": _ints(), "group": _int(1), "kernel_shape": _ints(),
+_CONV_ATTRS = {"auto_pad": _str("NOTSET"), "dilations": _ints(), "group": int_attr(1), "kernel_shape": _ints(),
                "pads": _ints(), "strides": _ints()}
 
 
@@ -239,7 +239,7 @@ def infer_conv_transpose(ctx: InferContext):
     return [tt(dt, (x[0], cout, *spatial))]
 
 
-_POOL_ATTRS = {"auto_pad": _str("NOTSET"), "ceil_mode": _int(0), "dilations": _ints(),
+_POOL_ATTRS = {"auto_pad": _str("NOTSET"), "ceil_mode": int_attr(0), "dilations": _ints(),
                "kernel_shape": AttrSpec(AttrKind.INTS, REQUIRED), "pads": _ints(), "strides": _ints()}
 
 
@@ -254,19 +254,19 @@ def _pool_shape(ctx: InferContext) -> Shape:
     return (x[0], x[1], *spatial)
 
 
-@register("MaxPool", ["X"], ["Y", "Indices?"], {**_POOL_ATTRS, "storage_order": _int(0)})
+@register("MaxPool", ["X"], ["Y", "Indices?"], {**_POOL_ATTRS, "storage_order": int_attr(0)})
 def infer_maxpool(ctx: InferContext):
-    dt = check_dtype(ctx, 0, F | _types("i8 u8"))
+    dt = check_dtype(ctx, 0, F | types("i8 u8"))
     shape = _pool_shape(ctx)
     return [tt(dt, shape), tt(DType.INT64, shape)]
 
 
-@register("AveragePool", ["X"], ["Y"], {**_POOL_ATTRS, "count_include_pad": _int(0)})
+@register("AveragePool", ["X"], ["Y"], {**_POOL_ATTRS, "count_include_pad": int_attr(0)})
 def infer_averagepool(ctx: InferContext):
     return [tt(check_dtype(ctx, 0, F), _pool_shape(ctx))]
 
 
-@register("LpPool", ["X"], ["Y"], {**_POOL_ATTRS, "p": _int(2)})
+@register("LpPool", ["X"], ["Y"], {**_POOL_ATTRS, "p": int_attr(2)})
 def infer_lppool(ctx: InferContext):
     return [tt(check_dtype(ctx, 0, F), _pool_shape(ctx))]
 
@@ -279,7 +279,7 @@ def _global_pool(ctx: InferContext):
 
 register("GlobalAveragePool", ["X"], ["Y"])(_global_pool)
 register("GlobalMaxPool", ["X"], ["Y"])(_global_pool)
-register("GlobalLpPool", ["X"], ["Y"], {"p": _int(2)})(_global_pool)
+register("GlobalLpPool", ["X"], ["Y"], {"p": int_attr(2)})(_global_pool)
 
 
 @register("MaxUnpool", ["X", "I", "output_shape?"], ["output"],
@@ -318,7 +318,7 @@ def _channel_param(ctx: InferContext, i: int, c: Dim, what: str) -> None:
 
 @register("BatchNormalization", ["X", "scale", "B", "input_mean", "input_var"],
           ["Y", "running_mean?", "running_var?"],
-          {"epsilon": _float(1e-5), "momentum": _float(0.9), "training_mode": _int(0)})
+          {"epsilon": float_attr(1e-5), "momentum": float_attr(0.9), "training_mode": int_attr(0)})
 def infer_batchnorm(ctx: InferContext):
     dt = check_dtype(ctx, 0, F)
     x = check_rank(ctx, 0, at_least=1)
@@ -332,7 +332,7 @@ def infer_batchnorm(ctx: InferContext):
     return [tt(dt, x), tt(stat_dt, c), tt(stat_dt, c)]
 
 
-@register("InstanceNormalization", ["input", "scale", "B"], ["output"], {"epsilon": _float(1e-5)})
+@register("InstanceNormalization", ["input", "scale", "B"], ["output"], {"epsilon": float_attr(1e-5)})
 def infer_instancenorm(ctx: InferContext):
     dt = same_dtype(ctx, [0, 1, 2])
     check_dtype(ctx, 0, F3)
@@ -344,7 +344,7 @@ def infer_instancenorm(ctx: InferContext):
 
 
 @register("LayerNormalization", ["X", "Scale", "B?"], ["Y", "Mean?", "InvStdDev?"],
-          {"axis": _int(-1), "epsilon": _float(1e-5), "stash_type": _int(1)})
+          {"axis": int_attr(-1), "epsilon": float_attr(1e-5), "stash_type": int_attr(1)})
 def infer_layernorm(ctx: InferContext):
     """Mean and InvStdDev keep the dims before ``axis`` and are 1 from it on (stash_type dtype)."""
     dt = same_dtype(ctx, [0, 1, 2])
@@ -366,7 +366,7 @@ def infer_layernorm(ctx: InferContext):
 
 
 @register("GroupNormalization", ["X", "scale", "bias"], ["Y"],
-          {"epsilon": _float(1e-5), "num_groups": AttrSpec(AttrKind.INT, REQUIRED), "stash_type": _int(1)})
+          {"epsilon": float_attr(1e-5), "num_groups": AttrSpec(AttrKind.INT, REQUIRED), "stash_type": int_attr(1)})
 def infer_groupnorm(ctx: InferContext):
     dt = same_dtype(ctx, [0, 1, 2])
     check_dtype(ctx, 0, F)
@@ -382,14 +382,14 @@ def infer_groupnorm(ctx: InferContext):
     return [tt(dt, x)]
 
 
-@register("LRN", ["X"], ["Y"], {"alpha": _float(0.0001), "beta": _float(0.75), "bias": _float(1.0),
+@register("LRN", ["X"], ["Y"], {"alpha": float_attr(0.0001), "beta": float_attr(0.75), "bias": float_attr(1.0),
                                 "size": AttrSpec(AttrKind.INT, REQUIRED)})
 def infer_lrn(ctx: InferContext):
     dt = check_dtype(ctx, 0, F)
     return [tt(dt, check_rank(ctx, 0, at_least=3))]
 
 
-@register("LpNormalization", ["input"], ["output"], {"axis": _int(-1), "p": _int(2)})
+@register("LpNormalization", ["input"], ["output"], {"axis": int_attr(-1), "p": int_attr(2)})
 def infer_lpnorm(ctx: InferContext):
     dt = check_dtype(ctx, 0, F3)
     if ctx.shape(0) is not None:
@@ -425,7 +425,7 @@ def _softmax_like(ctx: InferContext):
 
 
 for _op in ("Softmax", "LogSoftmax", "Hardmax"):
-    register(_op, ["input"], ["output"], {"axis": _int(-1)})(_softmax_like)
+    register(_op, ["input"], ["output"], {"axis": int_attr(-1)})(_softmax_like)
 
 
 # ---------------------------------------------------------------- quantization
@@ -443,10 +443,10 @@ def _check_qparam(ctx: InferContext, i: int, x: Shape, axis: int, block: int, wh
 
 
 @register("QuantizeLinear", ["x", "y_scale", "y_zero_point?"], ["y"],
-          {"axis": _int(1), "block_size": _int(0), "output_dtype": _int(0), "saturate": _int(1)})
+          {"axis": int_attr(1), "block_size": int_attr(0), "output_dtype": int_attr(0), "saturate": int_attr(1)})
 def infer_quantize(ctx: InferContext):
     """The zero point's dtype, else output_dtype, else u8."""
-    check_dtype(ctx, 0, F | _types("i32"))
+    check_dtype(ctx, 0, F | types("i32"))
     x = ctx.shape(0)
     axis, block = ctx.attr("axis"), ctx.attr("block_size")
     _check_qparam(ctx, 1, x, axis, block, "y_scale")
@@ -457,12 +457,12 @@ def infer_quantize(ctx: InferContext):
             raise ctx.fail(f"output_dtype {code} differs from the zero point's dtype {dt.short}")
     else:
         dt = DType.from_onnx(code) if code else DType.UINT8
-    if dt not in _types("i8 u8 i16 u16"):
+    if dt not in types("i8 u8 i16 u16"):
         raise ctx.fail(f"QuantizeLinear cannot produce {dt.short}")
     return [tt(dt, x)]
 
 
-@register("DequantizeLinear", ["x", "x_scale", "x_zero_point?"], ["y"], {"axis": _int(1), "block_size": _int(0)})
+@register("DequantizeLinear", ["x", "x_scale", "x_zero_point?"], ["y"], {"axis": int_attr(1), "block_size": int_attr(0)})
 def infer_dequantize(ctx: InferContext):
     """The scale's dtype."""
     x = ctx.shape(0)

@@ -6,11 +6,11 @@ from ...ir.types import DType
 from .. import flops
 from ..registry import InferContext, PatternKind, register, set_traits
 from ._shapes import check_dtype, const_ints, fmt_shape, norm_axes, norm_axis, static_len, tt
-from .elementwise import F, NUM, _int, _types
+from ._specs import F, NUM, int_attr, types
 
-_REDUCE_ATTRS = {"keepdims": _int(1), "noop_with_empty_axes": _int(0)}
+_REDUCE_ATTRS = {"keepdims": int_attr(1), "noop_with_empty_axes": int_attr(0)}
 _NUM = NUM
-_SUM_TYPES = F | _types("i32 i64 u32 u64")
+_SUM_TYPES = F | types("i32 i64 u32 u64")
 
 
 def _reduce(ctx: InferContext):
@@ -72,11 +72,11 @@ def _arg_reduce(ctx: InferContext):
 
 
 for _op in ("ArgMax", "ArgMin"):
-    register(_op, ["data"], ["reduced"], {"axis": _int(0), "keepdims": _int(1), "select_last_index": _int(0)})(
+    register(_op, ["data"], ["reduced"], {"axis": int_attr(0), "keepdims": int_attr(1), "select_last_index": int_attr(0)})(
         _arg_reduce)
 
 
-@register("CumSum", ["x", "axis"], ["y"], {"exclusive": _int(0), "reverse": _int(0)})
+@register("CumSum", ["x", "axis"], ["y"], {"exclusive": int_attr(0), "reverse": int_attr(0)})
 def infer_cumsum(ctx: InferContext):
     check_dtype(ctx, 0, _SUM_TYPES)
     check_dtype(ctx, 1, {DType.INT32, DType.INT64})
@@ -89,7 +89,7 @@ def infer_cumsum(ctx: InferContext):
     return [tt(ctx.dtype(0), ctx.shape(0))]
 
 
-@register("TopK", ["X", "K"], ["Values", "Indices"], {"axis": _int(-1), "largest": _int(1), "sorted": _int(1)})
+@register("TopK", ["X", "K"], ["Values", "Indices"], {"axis": int_attr(-1), "largest": int_attr(1), "sorted": int_attr(1)})
 def infer_topk(ctx: InferContext):
     """X's shape with K elements on ``axis``; values keep X's dtype, indices are i64."""
     check_dtype(ctx, 0, NUM)

@@ -18,7 +18,7 @@ from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, 
 from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, fresh_shape,
                       merge_dim, norm_axes, norm_axis, prod_dims, same_dtype, static_len, tt)
-from .elementwise import F, NUM, _int
+from ._specs import F, NUM, int_attr
 
 IDX = frozenset({DType.INT32, DType.INT64})
 I64 = frozenset({DType.INT64})
@@ -29,7 +29,7 @@ def _str(default) -> AttrSpec:
 
 
 # ---------------------------------------------------------------- Reshape
-@register("Reshape", ["data", "shape"], ["reshaped"], {"allowzero": _int(0)})
+@register("Reshape", ["data", "shape"], ["reshaped"], {"allowzero": int_attr(0)})
 def infer_reshape(ctx: InferContext):
     """0 copies the input dim (unless allowzero), -1 takes what is left (symbols cancel)."""
     dt = ctx.dtype(0)
@@ -142,7 +142,7 @@ def prod_sum(ctx: InferContext, dims: list[Dim], axis: int) -> Dim:
     return ctx.fresh_dim(0, axis)
 
 
-@register("Split", ["input", "split?"], ["outputs*"], {"axis": _int(0), "num_outputs": AttrSpec(AttrKind.INT)})
+@register("Split", ["input", "split?"], ["outputs*"], {"axis": int_attr(0), "num_outputs": AttrSpec(AttrKind.INT)})
 def infer_split(ctx: InferContext):
     """Sizes from the split input, else num_outputs chunks of ceil(dim / n) (the last smaller)."""
     dt = ctx.dtype(0)
@@ -231,7 +231,7 @@ def infer_slice(ctx: InferContext):
 
 
 # ---------------------------------------------------------------- Gather / Scatter
-@register("Gather", ["data", "indices"], ["output"], {"axis": _int(0)})
+@register("Gather", ["data", "indices"], ["output"], {"axis": int_attr(0)})
 def infer_gather(ctx: InferContext):
     """data.shape[:axis] + indices.shape + data.shape[axis+1:]."""
     check_dtype(ctx, 1, IDX)
@@ -255,7 +255,7 @@ def _check_const_indices(ctx: InferContext, size, where: str) -> None:
         raise ctx.fail(f"index {bad} is out of range for {where} of size {size} (valid: {-size}..{size - 1})")
 
 
-@register("GatherElements", ["data", "indices"], ["output"], {"axis": _int(0)})
+@register("GatherElements", ["data", "indices"], ["output"], {"axis": int_attr(0)})
 def infer_gather_elements(ctx: InferContext):
     check_dtype(ctx, 1, IDX)
     x, idx = ctx.shape(0), ctx.shape(1)
@@ -268,7 +268,7 @@ def infer_gather_elements(ctx: InferContext):
     return [tt(ctx.dtype(0), idx)]
 
 
-@register("GatherND", ["data", "indices"], ["output"], {"batch_dims": _int(0)})
+@register("GatherND", ["data", "indices"], ["output"], {"batch_dims": int_attr(0)})
 def infer_gather_nd(ctx: InferContext):
     """indices.shape[:-1] + data.shape[batch_dims + indices.shape[-1]:]."""
     check_dtype(ctx, 1, I64)
@@ -294,7 +294,7 @@ def infer_scatter_nd(ctx: InferContext):
     return [tt(ctx.dtype(0), ctx.shape(0))]
 
 
-@register("ScatterElements", ["data", "indices", "updates"], ["output"], {"axis": _int(0), "reduction": _str("none")})
+@register("ScatterElements", ["data", "indices", "updates"], ["output"], {"axis": int_attr(0), "reduction": _str("none")})
 def infer_scatter_elements(ctx: InferContext):
     check_dtype(ctx, 1, IDX)
     if ctx.attr("reduction") not in _REDUCTIONS:
@@ -362,7 +362,7 @@ def infer_expand(ctx: InferContext):
 
 
 # ---------------------------------------------------------------- Shape / Size / Flatten
-@register("Shape", ["data"], ["shape"], {"end": AttrSpec(AttrKind.INT), "start": _int(0)})
+@register("Shape", ["data"], ["shape"], {"end": AttrSpec(AttrKind.INT), "start": int_attr(0)})
 def infer_shape(ctx: InferContext):
     x = ctx.shape(0)
     if x is None:
@@ -380,7 +380,7 @@ def infer_size(ctx: InferContext):
     return [tt(DType.INT64, ())]
 
 
-@register("Flatten", ["input"], ["output"], {"axis": _int(1)})
+@register("Flatten", ["input"], ["output"], {"axis": int_attr(1)})
 def infer_flatten(ctx: InferContext):
     dt, x = ctx.dtype(0), ctx.shape(0)
     if x is None:
@@ -510,7 +510,7 @@ def infer_constant(ctx: InferContext):
     return [tt(dt, shape if shape is not None else (len(v),))]
 
 
-@register("EyeLike", ["input"], ["output"], {"dtype": AttrSpec(AttrKind.INT), "k": _int(0)})
+@register("EyeLike", ["input"], ["output"], {"dtype": AttrSpec(AttrKind.INT), "k": int_attr(0)})
 def infer_eye_like(ctx: InferContext):
     code = ctx.attr("dtype")
     dt = DType.from_onnx(code) if code is not None else ctx.dtype(0)
@@ -525,7 +525,7 @@ def infer_where(ctx: InferContext):
     return [tt(dt, broadcast(ctx, [ctx.shape(0), ctx.shape(1), ctx.shape(2)]))]
 
 
-@register("Cast", ["input"], ["output"], {"saturate": _int(1), "to": AttrSpec(AttrKind.INT, REQUIRED)})
+@register("Cast", ["input"], ["output"], {"saturate": int_attr(1), "to": AttrSpec(AttrKind.INT, REQUIRED)})
 def infer_cast(ctx: InferContext):
     """The dtype named by ``to`` (an ONNX TensorProto element type)."""
     try:
@@ -535,7 +535,7 @@ def infer_cast(ctx: InferContext):
     return [tt(dt, ctx.shape(0))]
 
 
-@register("CastLike", ["input", "target_type"], ["output"], {"saturate": _int(1)})
+@register("CastLike", ["input", "target_type"], ["output"], {"saturate": int_attr(1)})
 def infer_cast_like(ctx: InferContext):
     return [tt(ctx.dtype(1), ctx.shape(0))]
 
@@ -545,14 +545,14 @@ def infer_identity(ctx: InferContext):
     return [ctx.type(0)]
 
 
-@register("Trilu", ["input", "k?"], ["output"], {"upper": _int(1)})
+@register("Trilu", ["input", "k?"], ["output"], {"upper": int_attr(1)})
 def infer_trilu(ctx: InferContext):
     if ctx.has_input(1):
         check_dtype(ctx, 1, I64)
     return [tt(ctx.dtype(0), check_rank(ctx, 0, at_least=2))]
 
 
-@register("ReverseSequence", ["input", "sequence_lens"], ["Y"], {"batch_axis": _int(1), "time_axis": _int(0)})
+@register("ReverseSequence", ["input", "sequence_lens"], ["Y"], {"batch_axis": int_attr(1), "time_axis": int_attr(0)})
 def infer_reverse_sequence(ctx: InferContext):
     x = check_rank(ctx, 0, at_least=2)
     check_dtype(ctx, 1, I64)
@@ -602,7 +602,7 @@ def infer_space_to_depth(ctx: InferContext):
                               scale(w, 3, lambda v: v // b)))]
 
 
-@register("OneHot", ["indices", "depth", "values"], ["output"], {"axis": _int(-1)})
+@register("OneHot", ["indices", "depth", "values"], ["output"], {"axis": int_attr(-1)})
 def infer_one_hot(ctx: InferContext):
     """indices' shape with ``depth`` inserted at ``axis``; the dtype of ``values``."""
     check_dtype(ctx, 0, NUM)

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_ROOT_ENV = "GRAPHOPT_FUZZ_ROOT"
+ROOT_ENV = "GRAPHOPT_FUZZ_ROOT"
 
 
 class Ctx:
@@ -54,4 +54,4 @@ def make_root() -> Path:
 
 
 def worker_ctx() -> Ctx:
-    return Ctx(os.environ[_ROOT_ENV])
+    return Ctx(os.environ[ROOT_ENV])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .case import Case
-from .context import _ROOT_ENV, Ctx
+from .context import ROOT_ENV, Ctx
 from .outcome import HARNESS, classify
 
 _START_LIMIT = 600.0   # seconds a fresh worker may take to import graphopt on a loaded machine
@@ -41,7 +41,7 @@ def _worker_main(conn, root: str, log: str, warm: bool = True) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    os.environ[_ROOT_ENV] = root
+    os.environ[ROOT_ENV] = root
     import graphopt  # noqa: F401 - imported once per worker, before the first case's clock starts
 
     if warm:
