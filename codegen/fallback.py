@@ -155,20 +155,3 @@ def unit_models(graph: Graph, units: list[Unit]) -> None:
                               [typ(x) for x in u.outputs], initializer=[inits[x] for x in sorted(names) if x in inits])
         u.model = helper.make_model(g, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
 
-
-class OrtStage:
-    """One onnxruntime region at run time."""
-
-    def __init__(self, model_bytes: bytes, inputs, outputs):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = 0
-        self.model_bytes = model_bytes
-        self.inputs, self.outputs = list(inputs), list(outputs)
-        self.session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-
-    def run(self, env: dict) -> None:
-        res = self.session.run(self.outputs, {k: env[k] for k in self.inputs})
-        env.update(zip(self.outputs, res))

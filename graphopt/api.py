@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .codegen.compiler import CompiledModel, CompileReport, InputError
+from .codegen.compiler import CompileReport
+from .runtime import CompiledModel, InputError
 
 
 def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: int = 0,

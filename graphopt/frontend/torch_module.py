@@ -73,7 +73,7 @@ class CompiledModule:
         if self._ptrs is None:
             import torch
 
-            self._ptrs = {torch.from_dlpack(p).data_ptr() for p in self.compiled._stages[0].params}
+            self._ptrs = {torch.from_dlpack(p).data_ptr() for p in self.compiled.stages[0].params}
         return self._ptrs
 
 
