@@ -4,7 +4,10 @@ on onnxruntime; provenance travels in node metadata_props and comes back on impo
 A fused group (``graphopt.FusedGroup``) exports as an ONNX model-local function
 (FunctionProto, domain ``graphopt``, marked ``graphopt.op=FusedGroup`` in its metadata)
 called by one node: onnxruntime runs any stage of the pipeline, fusions included, and the
-importer reads such a function back as the group, not inlined."""
+importer reads such a function back as the group, not inlined. A named fused op (such as
+``graphopt.RMSNorm``) exports the same way, its function's body being the op's reference
+decomposition and its metadata mark the op's name; the call keeps the node's attributes
+(declared by the function), and import reads it back as that op."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from onnx import helper, numpy_helper
 from ..errors import ExportError
 from ..ir import AttrKind, DType, Graph, Node, TensorData, TensorType, Value, is_fused_group
 from ..ir.attributes import Attr
+from ..ir.function import DOMAIN
+from ..ops import decompose, get_schema
 
 IR_VERSION = 10  # the IR version that goes with opset 21
 FUNCTION_MARK = "graphopt.op"      # metadata key of a fused group's FunctionProto
@@ -55,8 +60,14 @@ def _attr_to_proto(key: str, a: Attr, fns: dict) -> onnx.AttributeProto:
 def _node_to_proto(n: Node, fns: dict) -> onnx.NodeProto:
     op_type, attrs = n.op_type, dict(n.attrs)
     if is_fused_group(n):
-        op_type = _function_for(n, fns)
+        op_type = _function_for(n, n.attrs["body"].value, fns)
         attrs = {}
+    elif is_named_fused_op(n):
+        try:
+            body = decompose(n)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        op_type = _function_for(n, body, fns, attributes=sorted(attrs))
     p = helper.make_node(
         op_type,
         ["" if v is None else v.name for v in n.inputs],
@@ -72,10 +83,19 @@ def _node_to_proto(n: Node, fns: dict) -> onnx.NodeProto:
     return p
 
 
-def _function_for(n: Node, fns: dict) -> str:
-    """Add the FunctionProto of fused group ``n`` to ``fns`` (name -> proto); its name."""
-    body: Graph = n.attrs["body"].value
-    base = "FusedGroup_" + "".join(c if c.isalnum() else "_" for c in n.name)
+def is_named_fused_op(n: Node) -> bool:
+    """A graphopt-domain op with a reference decomposition (exported as its function)."""
+    if n.domain != DOMAIN:
+        return False
+    s = get_schema(n.op_type, n.domain)
+    return s is not None and s.decomposition is not None
+
+
+def _function_for(n: Node, body: Graph, fns: dict, attributes=()) -> str:
+    """Add the FunctionProto of fused op ``n`` (a group's body or a named op's
+    decomposition) to ``fns`` (name -> proto); its name. ``attributes``: the names the
+    call passes (a function declares every attribute its calls carry)."""
+    base = f"{n.op_type}_" + "".join(c if c.isalnum() else "_" for c in n.name)
     name, k = base, 1
     while name in fns:
         name, k = f"{base}_{k}", k + 1
@@ -99,7 +119,8 @@ def _function_for(n: Node, fns: dict) -> str:
     typed = [type_to_proto(o.name, o.type) for m in body.nodes for o in m.outputs
              if o is not None and o.type.shape is not None]
     f = helper.make_function(n.domain, name, [v.name for v in body.inputs], outputs, nodes,
-                             [helper.make_opsetid(d, v) for d, v in sorted(opsets.items())], value_info=typed)
+                             [helper.make_opsetid(d, v) for d, v in sorted(opsets.items())], value_info=typed,
+                             attributes=list(attributes))
     f.metadata_props.add(key=FUNCTION_MARK, value=n.op_type)
     f.metadata_props.add(key=FUNCTION_BODY, value=body.name)
     fns[name] = f

@@ -249,12 +249,12 @@ def normalize(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
         raise ModelLoadError(f"{where}: fails onnx.checker: {first}") from None
     except ValueError as e:  # models over 2 GB must be checked by path
         raise ModelLoadError(f"{where}: fails onnx.checker: {e}") from None
-    if any(not _is_group_function(f) for f in model.functions):
+    if any(not _is_graphopt_function(f) for f in model.functions):
         from onnx import inliner
 
-        # graphopt's fused groups stay (they come back as groups); other local functions
-        # are inlined.
-        keep = [(f.domain, f.name) for f in model.functions if _is_group_function(f)]
+        # graphopt's fused groups and named fused ops stay (they come back as themselves);
+        # other local functions are inlined.
+        keep = [(f.domain, f.name) for f in model.functions if _is_graphopt_function(f)]
         model = inliner.inline_selected_functions(model, keep, exclude=True)
     version = _default_opset(model)
     if version is None:
@@ -270,10 +270,15 @@ def normalize(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
     return model
 
 
-def _is_group_function(f: onnx.FunctionProto) -> bool:
-    """A model-local function graphopt exported for a fused group (see onnx_export)."""
-    return f.domain == GROUP_DOMAIN and any(p.key == FUNCTION_MARK and p.value == FUSED_GROUP
-                                            for p in f.metadata_props)
+def _function_mark(f: onnx.FunctionProto) -> Optional[str]:
+    return next((p.value for p in f.metadata_props if p.key == FUNCTION_MARK), None)
+
+
+def _is_graphopt_function(f: onnx.FunctionProto) -> bool:
+    """A model-local function graphopt exported for a fused group or a named fused op
+    (see onnx_export): domain graphopt, marked with a graphopt op that has a schema."""
+    mark = _function_mark(f)
+    return f.domain == GROUP_DOMAIN and mark is not None and get_schema(mark, GROUP_DOMAIN) is not None
 
 
 def _promote_initializer_inputs(model: onnx.ModelProto) -> None:
@@ -454,9 +459,11 @@ class _Importer:
         attrs = {a.name: _attr_from_proto(a, g, self, f"{self.where}: {label}") for a in n.attribute}
         domain = "" if n.domain == "ai.onnx" else n.domain
         fn = self.functions.get((domain, n.op_type))
-        if fn is not None:  # a fused group, exported as a function: read back as the group
+        if fn is not None and _function_mark(fn) == FUSED_GROUP:  # read back as the group
             attrs = {BODY: Attr.graph(self.function_body(fn, inputs, label))}
             n = _renamed(n, FUSED_GROUP)
+        elif fn is not None:  # a named fused op: the call's attributes are its own; the body
+            n = _renamed(n, _function_mark(fn))  # is its decomposition, made again when needed
         node_name = g._fresh_node_name(n.name or n.op_type.lower())  # unique: fresh symbols derive from it
         try:
             types = infer_types(n.op_type, inputs, attrs, domain=domain, name=node_name, num_outputs=len(n.output))
@@ -618,7 +625,7 @@ def import_onnx(model: ModelLike, base_dir: Union[str, os.PathLike, None] = None
     stored = frozenset(vi.name for vi in list(proto.graph.value_info) + list(proto.graph.output))
     proto, big = split_large_initializers(proto, frozenset(input_defaults(proto)))
     proto = normalize(proto, where)
-    functions = {(f.domain, f.name): f for f in proto.functions if _is_group_function(f)}
+    functions = {(f.domain, f.name): f for f in proto.functions if _is_graphopt_function(f)}
     unknown: list[tuple[str, str]] = []
     _check_ops(proto.graph, unknown, functions)
     if unknown:

@@ -74,6 +74,11 @@ class OpSchema:
     infer: Callable[["InferContext"], Sequence[Optional[TensorType]]]
     doc: str = ""
     traits: OpTraits = OpTraits()
+    # A named fused op's reference decomposition into standard ONNX ops: ``fn(body, node,
+    # inputs) -> outputs`` adds nodes to ``body`` (whose inputs stand for the node's) and
+    # returns the values standing for the node's outputs. Export writes it as the op's ONNX
+    # function, so onnxruntime (the oracle) runs the op; see `decompose`.
+    decomposition: Optional[Callable[[Graph, Node, list], list]] = None
 
     @property
     def min_inputs(self) -> int:
@@ -191,6 +196,43 @@ def set_traits(op_types: Sequence[str], *, domain: str = "", **traits) -> None:
             raise ValueError(f"set_traits: op {op!r} is not registered")
         s = _REGISTRY[key]
         _REGISTRY[key] = replace(s, traits=replace(s.traits, **traits))
+
+
+def set_decomposition(op_type: str, fn: Callable[[Graph, Node, list], list], *, domain: str) -> None:
+    """Give a registered (named fused) op its reference decomposition (next to its
+    registration)."""
+    from dataclasses import replace
+
+    key = (domain, op_type)
+    if key not in _REGISTRY:
+        raise ValueError(f"set_decomposition: op {domain}.{op_type} is not registered")
+    _REGISTRY[key] = replace(_REGISTRY[key], decomposition=fn)
+
+
+def decompose(node: Node) -> Graph:
+    """The reference decomposition of a named fused op ``node``: a graph of standard ops
+    with one input per input of the node (same names and types) and one output per
+    output; InferError naming the node if the op has none, or if what it builds does not
+    have the node's output types."""
+    schema = get_schema(node.op_type, node.domain)
+    where = f"node {node.name!r} ({node.qualified_op})"
+    if schema is None or schema.decomposition is None:
+        raise InferError(f"{where}: the op has no reference decomposition")
+    if any(v is None for v in node.inputs):
+        raise InferError(f"{where}: a decomposition needs every input present (an omitted optional input in "
+                         "the middle is not supported)")
+    root = node.graph.root if node.graph is not None else None
+    body = Graph(f"{node.name}/decomposition", dict(root.opset_imports) if root is not None else {"": 21})
+    ins = [body.add_input(v.name, v.type) for v in node.inputs]
+    outs = schema.decomposition(body, node, ins)
+    present = [o for o in node.outputs if o is not None]
+    if len(outs) != len(present):
+        raise InferError(f"{where}: the decomposition gives {len(outs)} outputs, the node has {len(present)}")
+    for o, d in zip(present, outs):
+        if o.type != d.type:
+            raise InferError(f"{where}: the decomposition's output for %{o.name} is {d.type}, the node's {o.type}")
+    body.outputs = outs
+    return body
 
 
 def attr_value(node: Node, name: str, default: Any = None):
