@@ -1,5 +1,6 @@
-"""Lowering graphopt's IR to TVM, default schedules, tuning and artifacts."""
+"""Lowering graphopt's IR to TVM (`codegen.lower`), default schedules, tuning and artifacts."""
 
-from .lowering import LoweringError, LoweringRefusedError, lower, lowered_ops, unsupported_nodes
+from . import lower
+from .lower import LoweringError, LoweringRefusedError, lowered_ops, unsupported_nodes
 
 __all__ = ["LoweringError", "LoweringRefusedError", "lower", "lowered_ops", "unsupported_nodes"]

@@ -6,16 +6,33 @@ import numpy as np
 import pytest
 
 
+def prepared(graph):
+    """A copy of ``graph`` after the one pipeline a compile runs before lowering
+    (`graphopt.pipeline.lowering_pipeline(None)`: everything computable from constants
+    folded); `codegen.lower.lower` takes a graph as it is."""
+    from graphopt.ir.clone import clone_graph
+    from graphopt.pipeline import lowering_pipeline, run_passes
+
+    g = clone_graph(graph)
+    run_passes(g, lowering_pipeline(None))
+    return g
+
+
+def lower_prepared(graph, **kw):
+    """`codegen.lower.lower` of `prepared` ``graph``."""
+    from graphopt.codegen.lower import lower
+
+    return lower(prepared(graph), **kw)
+
 
 def compile_graph(graph, target: str = "cpu", **kw):
-    """Compile ``graph`` as it is (no passes), after checking that its lowering is
-    well-formed Relax (TVM's builds accept some ill-formed modules)."""
+    """Compile ``graph`` as it is (no passes but the lowering pipeline), after checking that
+    its lowering is well-formed Relax (TVM's builds accept some ill-formed modules)."""
     from tvm import relax
 
     from graphopt.codegen.compiler import compile_model
-    from graphopt.codegen.lowering import lower
 
-    relax.analysis.well_formed(lower(graph).mod)  # raises
+    relax.analysis.well_formed(lower_prepared(graph).mod)  # raises
     return compile_model(graph, target, opt_level=None, **kw)
 
 

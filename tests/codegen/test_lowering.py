@@ -14,14 +14,14 @@ SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=list(Heal
 
 
 def test_strategy_ops_are_lowered():
-    from graphopt.codegen.lowering import lowered_ops
+    from graphopt.codegen.lower import lowered_ops
 
     missing = set(gst.ALL_OPS) - lowered_ops()
     assert not missing, f"ops the strategies generate but codegen cannot lower: {sorted(missing)}"
 
 
 def test_lowered_ops_cover_light_models():
-    from graphopt.codegen.lowering import lowered_ops
+    from graphopt.codegen.lower import lowered_ops
 
     needed = {"Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat",
               "Reshape", "Gemm", "Softmax", "Dropout", "LRN", "Sum", "Add", "Mul", "Unsqueeze", "Transpose",
@@ -31,7 +31,7 @@ def test_lowered_ops_cover_light_models():
 
 def test_every_registered_op_lowers():
     """The README's op table reads lowered_ops(); a new registry op needs a lowering."""
-    from graphopt.codegen.lowering import lowered_ops
+    from graphopt.codegen.lower import lowered_ops
     from graphopt.ops import supported_ops
 
     registered = {s.qualified for s in supported_ops()}
@@ -93,7 +93,7 @@ def test_symbolic_graph_matches_oracle():
 
 
 def test_unsupported_ops_listed_at_once():
-    from graphopt.codegen.lowering import lower
+    from graphopt.codegen.lower import lower
     from graphopt.errors import UnsupportedOpError
     from graphopt.ir import DType, Graph, TensorType
 
@@ -115,7 +115,7 @@ def test_fused_group_becomes_one_kernel():
     import numpy as np
 
     from graphopt.codegen.build import prepare
-    from graphopt.codegen.lowering import lower
+    from graphopt.codegen.lower import lower
     from graphopt.codegen.target import Target
     from graphopt.ir import DType, Graph, TensorType
     from codegen_testutil import compile_graph
@@ -188,21 +188,21 @@ def _relu_chain():
 def test_a_bug_in_a_lowering_is_an_internal_error(monkeypatch):
     """An unexpected exception inside a lowering is a bug: an InternalError naming the node
     and op (never a refusal, which --fallback ort would paper over)."""
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower import lower, registry
     from graphopt.errors import GraphoptError, InternalError
 
     def broken(ctx, n):
         return {}["no such key"]
 
-    monkeypatch.setitem(lowering._TABLE, "Relu", broken)
+    monkeypatch.setitem(registry.TABLE, "Relu", broken)
     with pytest.raises(InternalError) as ei:
-        lowering.lower(_relu_chain())
+        lower(_relu_chain())
     assert not isinstance(ei.value, GraphoptError)
     assert "'the_relu' (Relu)" in str(ei.value) and "KeyError" in str(ei.value)
 
 
 def test_a_bug_in_a_fused_groups_lowering_names_the_inner_node(monkeypatch):
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower import lower, registry
     from graphopt.errors import InternalError
     from graphopt.ir import DType, Graph, TensorType
 
@@ -215,20 +215,20 @@ def test_a_bug_in_a_fused_groups_lowering_names_the_inner_node(monkeypatch):
     body.set_outputs([r.output])
     n = g.add_node("FusedGroup", [x], [t], {"body": body}, domain="graphopt", name="grp")
     g.set_outputs([n.output])
-    monkeypatch.setitem(lowering._TABLE, "Relu", lambda ctx, n: 1 / 0)
+    monkeypatch.setitem(registry.TABLE, "Relu", lambda ctx, n: 1 / 0)
     with pytest.raises(InternalError, match="'inner_relu' \\(Relu\\).*ZeroDivisionError"):
-        lowering.lower(g)
+        lower(g)
 
 
 def test_a_deliberate_refusal_stays_a_refusal(monkeypatch):
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower import LoweringRefusedError, lower, registry
 
     def refuses(ctx, n):
         raise ctx.fail("this case is not handled")
 
-    monkeypatch.setitem(lowering._TABLE, "Relu", refuses)
-    monkeypatch.setitem(lowering._TABLE, "Neg", refuses)
-    with pytest.raises(lowering.LoweringRefusedError) as ei:
-        lowering.lower(_relu_chain())
+    monkeypatch.setitem(registry.TABLE, "Relu", refuses)
+    monkeypatch.setitem(registry.TABLE, "Neg", refuses)
+    with pytest.raises(LoweringRefusedError) as ei:
+        lower(_relu_chain())
     assert sorted(nm for _, nm in ei.value.ops) == ["the_neg", "the_relu"]
     assert "this case is not handled" in str(ei.value)

@@ -1,4 +1,4 @@
-"""If and Loop lowered to Relax control flow (codegen/lowering_control.py), against the
+"""If and Loop lowered to Relax control flow (codegen/lower/control.py), against the
 oracle. Each model is small and compiled once; every case runs it on several inputs so
 that both branches, zero trips and early exits are all taken."""
 
@@ -31,9 +31,9 @@ def _check_each(graph, feeds: list[dict]):
 
 
 def _lowered_text(graph) -> str:
-    from graphopt.codegen.lowering import lower
+    from codegen_testutil import lower_prepared
 
-    return str(lower(graph).mod)
+    return str(lower_prepared(graph).mod)
 
 
 # --------------------------------------------------------------------------- If
@@ -64,12 +64,12 @@ def _if_graph(big_const: bool = False):
 
 @pytest.mark.parametrize("big_const", [False, True], ids=["captured", "branch-parameter"])
 def test_if_takes_each_branch(big_const):
-    from graphopt.codegen.lowering import lower
+    from codegen_testutil import lower_prepared
 
     g = _if_graph(big_const)
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     _check_each(g, [{"x": np.abs(x)}, {"x": -np.abs(x)}])
-    lowered = lower(g)
+    lowered = lower_prepared(g)
     assert "if " in str(lowered.mod)
     # W becomes main's one parameter (packed for the dense kernel: its padding follows the
     # host's vector width, so only W's values are checked, not the packed size).
@@ -224,9 +224,9 @@ def test_branch_returning_an_enclosing_value_two_levels_down():
     assert not inner.nodes and inner.outputs[0].producer is g.nodes[0]
     from tvm import relax
 
-    from graphopt.codegen.lowering import lower
+    from codegen_testutil import lower_prepared
 
-    relax.analysis.well_formed(lower(g).mod)  # raises unless r leaves main's dataflow block
+    relax.analysis.well_formed(lower_prepared(g).mod)  # raises unless r leaves main's dataflow block
     model = compile_graph(g)
     x = np.array([1.5, -2.0], np.float32)
     for a in (True, False):

@@ -1,4 +1,4 @@
-"""The lowerings of codegen/lowering_ops_extra.py against the oracle (onnxruntime, no
+"""The lowerings of codegen/lower/ (index, resize, quant, pool, norm...) against the oracle (onnxruntime, no
 optimizations). Graphs are small ONNX models made with onnx.helper and imported; several
 nodes share one graph (one TVM build) and each node is its own graph output, so a failure
 names the node. The exhaustive attribute sweeps are marked slow."""
@@ -180,7 +180,7 @@ def test_resize_1d_3d_and_chain():
 
 
 def test_resize_unsupported_is_named():
-    from graphopt.codegen.lowering import LoweringError
+    from graphopt.codegen.lower import LoweringError
 
     g = make_graph([N("Resize", ["x", "", "s"], ["y"], mode="linear", antialias=1, name="my_resize")],
                    {"x": rand(1, 1, 4, 4)}, ["y"], {"s": np.array([1, 1, 0.5, 0.5], np.float32)})
@@ -396,7 +396,7 @@ def test_nonzero_and_runtime_compress():
 
 
 def test_unsupported_variants_named():
-    from graphopt.codegen.lowering import LoweringError
+    from graphopt.codegen.lower import LoweringError
 
     g = make_graph([N("TopK", ["x", "k"], ["v", "i"], name="dyn_topk")], {"x": rand(3, 4), "k": np.array([2])},
                    ["v", "i"])

@@ -1,4 +1,4 @@
-"""Det and NonMaxSuppression (codegen/lowering_ops_linalg_vision.py) against the oracle
+"""Det and NonMaxSuppression (codegen/lower/linalg.py, vision.py) against the oracle
 (onnxruntime, no optimizations); float64 Det against numpy (onnxruntime has no double Det).
 Several nodes share one graph (one TVM build); the property tests compile one model with
 symbolic dims and run it on every example."""

@@ -10,7 +10,7 @@ import pytest
 
 def _module():
     from graphopt.codegen.build import prepare
-    from graphopt.codegen.lowering import lower
+    from graphopt.codegen.lower import lower
     from graphopt.codegen.target import Target
     from graphopt.ir import DType, Graph, TensorType
 

@@ -1,23 +1,18 @@
-"""Det and NonMaxSuppression as graphopt's own TIR kernels: TVM has no det op, and relax's
-all_class_non_max_suppression differs from onnxruntime (it suppresses at iou >= threshold,
-selects nothing at threshold 0, leaves boxes scoring <= 0 out of the IoU test, always
-applies a score threshold, has no center_point_box, and guesses its output size when
-max_output_boxes_per_class is not a constant).
+"""NonMaxSuppression as graphopt's own TIR kernels: relax's all_class_non_max_suppression
+differs from onnxruntime (it suppresses at iou >= threshold, selects nothing at threshold
+0, leaves boxes scoring <= 0 out of the IoU test, always applies a score threshold, has no
+center_point_box, and guesses its output size when max_output_boxes_per_class is not a
+constant).
 
-Det: LU with partial pivoting per matrix (Eigen's PartialPivLU, which onnxruntime calls):
-det = permutation sign * product of the pivots, 0 when a column has no non-zero pivot.
-Batch dims are flattened to one; float16/bfloat16 compute in float32.
+It follows onnxruntime's CPU kernel: per (batch, class) the candidates (score >
+score_threshold when that input is given) go through a priority queue (score descending,
+ties by lower box index); a candidate is kept unless its IoU with a kept box is >
+iou_threshold; boxes are normalized once to sorted corners, areas taken from the corners.
+Thresholds and max_output_boxes_per_class may be run-time values. The kept count is read
+back to the host to size the output, bound to the IR's symbol for it.
 
-NonMaxSuppression follows onnxruntime's CPU kernel: per (batch, class) the candidates
-(score > score_threshold when that input is given) go through a priority queue (score
-descending, ties by lower box index); a candidate is kept unless its IoU with a kept box
-is > iou_threshold; boxes are normalized once to sorted corners, areas taken from the
-corners. Thresholds and max_output_boxes_per_class may be run-time values. The kept
-count is read back to the host to size the output, bound to the IR's symbol for it.
-
-The kernels are one block per matrix / per (batch, class) with a serial body: the CPU
-schedule leaves them serial (their extents are symbolic), dlight's GPU Fallback maps the
-blocks to threads.
+The kernels are one block per (batch, class) with a serial body: the CPU schedule leaves
+them serial (their extents are symbolic), dlight's GPU Fallback maps the blocks to threads.
 """
 
 from __future__ import annotations
@@ -26,103 +21,17 @@ import functools
 
 import numpy as np
 
-from .lowering import _dt, _R, _reg, _tir
-
-_FLOATS = ("float32", "float64", "float16", "bfloat16")
-
-
-# --------------------------------------------------------------------------- Det
-@functools.lru_cache(maxsize=None)
-def _det_kernel(dt: str):
-    from tvm.script import tirx as T
-
-    tir = _tir()
-    zero, one = tir.const(0, dt), tir.const(1, dt)
-
-    # W is an output used as scratch: per-matrix scratch of symbolic size needs no
-    # allocation inside the kernel (which GPU threads could not do).
-    @T.prim_func(private=True, s_tir=True)
-    def det_lu(a_h: T.handle, w_h: T.handle, d_h: T.handle):
-        T.func_attr({"tirx.noalias": True})
-        B = T.int64()
-        M = T.int64()
-        A = T.match_buffer(a_h, (B, M, M), dt)
-        W = T.match_buffer(w_h, (B, M, M), dt)
-        D = T.match_buffer(d_h, (B,), dt)
-        for b in range(B):
-            with T.sblock("det_lu"):
-                vb = T.axis.spatial(B, b)
-                T.reads(A[vb, 0:M, 0:M])
-                T.writes(W[vb, 0:M, 0:M], D[vb])
-                acc = T.alloc_buffer((1,), dt, scope="local")
-                best = T.alloc_buffer((1,), dt, scope="local")
-                tmp = T.alloc_buffer((1,), dt, scope="local")
-                p = T.alloc_buffer((1,), "int64", scope="local")
-                for i, j in T.grid(M, M):
-                    W[vb, i, j] = A[vb, i, j]
-                acc[0] = one
-                for k in range(M):
-                    p[0] = k
-                    best[0] = T.abs(W[vb, k, k])
-                    for i in range(k + 1, M):
-                        if T.abs(W[vb, i, k]) > best[0]:  # strict: the first largest, as Eigen's maxCoeff
-                            best[0] = T.abs(W[vb, i, k])
-                            p[0] = i
-                    if best[0] == zero:
-                        acc[0] = zero
-                    else:
-                        if p[0] != k:
-                            for j in range(k, M):
-                                tmp[0] = W[vb, k, j]
-                                W[vb, k, j] = W[vb, p[0], j]
-                                W[vb, p[0], j] = tmp[0]
-                            acc[0] = -acc[0]
-                        acc[0] = acc[0] * W[vb, k, k]
-                        for i in range(k + 1, M):
-                            tmp[0] = W[vb, i, k] / W[vb, k, k]
-                            for j in range(k + 1, M):
-                                W[vb, i, j] = W[vb, i, j] - tmp[0] * W[vb, k, j]
-                D[vb] = acc[0]
-
-    return det_lu
+from .helpers import dtype_of, rx, tirx
+from .registry import register_lowering
 
 
-@_reg("Det")
-def _det(ctx, n):
-    x = n.inputs[0]
-    R = _R()
-    dt = _dt(x)
-    if dt not in _FLOATS:
-        raise ctx.fail(f"Det of {dt} is not supported (float types only)")
-    shp = ctx.shape_of(x)
-    if len(shp) < 2:
-        raise ctx.fail(f"Det needs rank >= 2, got rank {len(shp)}")
-    m, m2 = shp[-2], shp[-1]
-    if isinstance(m, int) and isinstance(m2, int) and m != m2:
-        raise ctx.fail(f"Det needs square matrices, got {m}x{m2}")
-    batch = shp[:-2]
-    cdt = "float64" if dt == "float64" else "float32"
-    e = ctx.get(x)
-    if cdt != dt:
-        e = ctx.emit(R.op.astype(e, cdt))
-    nb = functools.reduce(lambda a, b: a * b, batch, 1)
-    e = ctx.emit(R.op.reshape(e, [nb, m, m]))
-    gv = ctx.bb.add_func(_det_kernel(cdt), f"det_lu_{cdt}")
-    res = ctx.emit(R.call_tir(gv, [e], [R.TensorType([nb, m, m], cdt), R.TensorType([nb], cdt)]))
-    d = ctx.emit(R.op.reshape(ctx.emit(R.TupleGetItem(res, 1)), batch))
-    if cdt != dt:
-        d = ctx.emit(R.op.astype(d, dt))
-    return d
-
-
-# --------------------------------------------------------------------------- NonMaxSuppression
 def _nms_norm_te(boxes, center: bool):
     """[B, N, 5]: ymin, xmin, ymax, xmax, area per box, as onnxruntime's BoxInfo. Stored
     (not recomputed per pair) so that LLVM cannot fuse the area products into the
     union's additions (an FMA rounds differently)."""
     from tvm import te
 
-    tir = _tir()
+    tir = tirx()
     two = tir.const(2, "float32")
 
     def f(b, i, k):
@@ -146,13 +55,13 @@ def _nms_norm_te(boxes, center: bool):
 
 
 def _passes(scores, b, c, i, th, has_th: bool):
-    return scores[b, c, i] > th if has_th else _tir().const(True, "bool")
+    return scores[b, c, i] > th if has_th else tirx().const(True, "bool")
 
 
 def _suppress(nbox, b, i, k, th):
     """onnxruntime's BoxInfo::SuppressByIOU(candidate i, kept k); std::max/min written as
     the C++ (std::max(x, y) is y if x < y) so that NaNs propagate alike."""
-    tir = _tir()
+    tir = tirx()
     zero = tir.const(0, "float32")
     a = [nbox[b, i, q] for q in range(5)]
     s = [nbox[b, k, q] for q in range(5)]
@@ -174,7 +83,7 @@ def _suppress(nbox, b, i, k, th):
 def _less(scores, b, c, i, j):
     """onnxruntime's BoxInfo::operator< on box indices i, j: lower score, or the same
     score and a higher index."""
-    tir = _tir()
+    tir = tirx()
     i, j = tir.Cast("int64", i), tir.Cast("int64", j)
     si, sj = scores[b, c, i], scores[b, c, j]
     return tir.Or(si < sj, tir.And(si == sj, i > j))
@@ -315,11 +224,11 @@ def _scalar_input(ctx, n, i, dtype):
     s = v.type.shape
     if s is not None and all(isinstance(d, int) for d in s) and int(np.prod(s)) == 0:
         raise ctx.fail(f"input {i} (%{v.name}) is empty; it must hold one value")
-    R = _R().op
+    R = rx().op
     e = ctx.emit(R.reshape(ctx.get(v), [-1]))
     if s is None or not (len(s) <= 1 and all(d == 1 for d in s)):
         e = ctx.emit(R.strided_slice(e, [0], [0], [1]))
-    if _dt(v) != dtype:
+    if dtype_of(v) != dtype:
         e = ctx.emit(R.astype(e, dtype))
     return e
 
@@ -333,14 +242,14 @@ def _bind_rows(ctx, n):
     return ctx.tvm.tirx.Var(f"nms_rows{len(ctx.syms)}", "int64")
 
 
-@_reg("NonMaxSuppression")
+@register_lowering("NonMaxSuppression")
 def _nms(ctx, n):
-    relax = _R()
+    relax = rx()
     R = relax.op
     boxes, scores = n.inputs[0], n.inputs[1]
     for v in (boxes, scores):
-        if _dt(v) != "float32":
-            raise ctx.fail(f"NonMaxSuppression on {_dt(v)} is not supported (float32 only, as onnxruntime)")
+        if dtype_of(v) != "float32":
+            raise ctx.fail(f"NonMaxSuppression on {dtype_of(v)} is not supported (float32 only, as onnxruntime)")
         if ctx.rank(v) != 3:
             raise ctx.fail(f"NonMaxSuppression needs 3-D boxes and scores, %{v.name} has rank {ctx.rank(v)}")
     center = ctx.attr(n, "center_point_box", 0)

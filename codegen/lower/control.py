@@ -1,15 +1,11 @@
 """If and Loop: Relax control flow over functions lowered from the subgraphs.
 
-A function body is lowered in segments (`emit_body`): runs of ordinary nodes go into
-dataflow blocks (where TVM fuses them), and each If/Loop sits between them in a plain
-binding block, because Relax allows control flow only there. A value a later segment reads
-leaves its dataflow block as an output.
-
-Each subgraph becomes a private Relax function of the same module. Its parameters are the
-values it needs from outside, in this order: the subgraph's own inputs (Loop), the
-enclosing values it reads (found by walking it, nested subgraphs included), then the large
-constants its lowering turned into parameters, which `_SubCtx.param` passes up through every
-enclosing function to ``main``, where the artifact stores them.
+Each subgraph becomes a private Relax function of the same module, its body lowered by
+`driver.emit_body`. Its parameters are the values it needs from outside, in this order:
+the subgraph's own inputs (Loop), the enclosing values it reads (found by walking it,
+nested subgraphs included), then the large constants its lowering turned into parameters,
+which `SubCtx.param` passes up through every enclosing function to ``main``, where the
+artifact stores them.
 
 If: ``relax.If`` over calls to a then- and an else-function, so only the taken branch runs.
 
@@ -25,119 +21,11 @@ the short loops ONNX exporters emit, not for long recurrences.
 
 from __future__ import annotations
 
-
-from ..ir import DType, Graph, Node, Value
-from .lowering import Ctx, _lower_node, _reg, _safe, tvm_dtype
-
-CONTROL_OPS = frozenset({"If", "Loop"})
-
-
-def _is_control(n: Node) -> bool:
-    return n.domain == "" and n.op_type in CONTROL_OPS
-
-
-def _reads(n: Node):
-    """The values ``n`` reads, with those its subgraphs read from enclosing scopes."""
-    for v in n.inputs:
-        if v is not None:
-            yield v
-    for sg in n.subgraphs():
-        yield from free_values(sg)
-
-
-def free_values(graph: Graph) -> list[Value]:
-    """Values read inside ``graph`` (nested subgraphs included) but defined outside it,
-    in first-use order."""
-    defined: set[int] = set()
-    used: dict[int, Value] = {}
-
-    def visit(g: Graph) -> None:
-        defined.update(id(v) for v in g.inputs)
-        defined.update(id(v) for v in g.constants)
-        for n in g.nodes:
-            for v in n.inputs:
-                if v is not None:
-                    used.setdefault(id(v), v)
-            for sg in n.subgraphs():
-                visit(sg)
-            defined.update(id(o) for o in n.outputs if o is not None)
-        for o in g.outputs:
-            used.setdefault(id(o), o)
-
-    visit(graph)
-    return [v for k, v in used.items() if k not in defined]
-
-
-def emit_body(ctx: Ctx, graph: Graph, *, fresh_outputs: bool = False) -> list:
-    """Lower ``graph``'s nodes into the function ``ctx.bb`` is building; returns the
-    expressions of its outputs, all usable outside dataflow blocks. ``fresh_outputs``
-    copies outputs that are not computed here (inputs, parameters, constants), so that a
-    caller of ``main`` never receives a tensor it passed in or a weight."""
-    from tvm import relax
-
-    bb = ctx.bb
-    nodes = list(graph.nodes)
-    last_read: dict[int, int] = {}
-    for i, n in enumerate(nodes):
-        for v in _reads(n):
-            last_read[id(v)] = i
-    for o in graph.outputs:
-        last_read[id(o)] = len(nodes)
-    i = 0
-    while i < len(nodes):
-        if _is_control(nodes[i]):
-            ctx.node = nodes[i]
-            _lower_node(ctx, nodes[i])
-            i += 1
-            continue
-        j = i
-        while j < len(nodes) and not _is_control(nodes[j]):
-            j += 1
-        with bb.dataflow():
-            for k in range(i, j):
-                ctx.node, ctx.segment = nodes[k], (nodes, last_read, i, k)
-                _lower_node(ctx, nodes[k])
-            ctx.node = ctx.segment = None
-            for n in nodes[i:j]:
-                for o in n.outputs:
-                    if o is not None and last_read.get(id(o), -1) >= j:
-                        e = ctx.env[id(o)]
-                        if isinstance(e, relax.DataflowVar):
-                            ctx.env[id(o)] = bb.emit_output(e)
-        i = j
-    ctx.node = None
-    outs = [ctx.get(o) for o in graph.outputs]
-    passed_in = [ctx.env[id(v)] for v in graph.inputs if id(v) in ctx.env] + list(ctx.param_vars)
-    stale = [k for k, e in enumerate(outs)
-             if not isinstance(e, relax.Var) or any(e.same_as(p) for p in passed_in)]
-    if fresh_outputs and stale:
-        with bb.dataflow():
-            for k in stale:
-                o, e = graph.outputs[k], outs[k]
-                if o.type.dtype is DType.BOOL:
-                    copy = relax.op.logical_and(e, relax.const(True, "bool"))
-                else:
-                    copy = relax.op.add(e, relax.const(0, tvm_dtype(o.type.dtype)))
-                outs[k] = bb.emit_output(bb.emit(copy))
-    return outs
-
-
-class _SubCtx(Ctx):
-    """The lowering context of a subgraph's function: its own symbols (each function
-    binds its shapes from its own parameters) and parameters routed up to ``main``."""
-
-    def __init__(self, parent: Ctx, graph: Graph):
-        super().__init__(graph, parent.known)
-        self.bb = parent.bb
-        self.parent = parent
-        self.routed: list = []   # per entry of param_vars: the expression the caller passes
-        self.refused = parent.refused
-        self.packed_kernels = parent.packed_kernels
-
-    def param(self, arr, hint: str):
-        var = super().param(arr, hint)
-        self.routed.append(self.parent.param(arr, hint))
-        return var
+from ...ir import Graph, Value
+from .context import Ctx, SubCtx
+from .driver import emit_body, free_values
+from .helpers import safe_name, settle_shape, tvm_dtype
+from .registry import register_lowering
 
 
 def _ptype(sub: Ctx, v: Value, outer_expr=None):
@@ -151,10 +39,10 @@ def _ptype(sub: Ctx, v: Value, outer_expr=None):
     nd = getattr(ty, "ndim", -1) if ty is not None else -1
     if nd is None or nd < 0:
         raise sub.parent.fail(f"value %{v.name} has unknown rank")
-    return relax.TensorType([sub.sym(f"{_safe(v.name)}_d{k}") for k in range(nd)], tvm_dtype(v.type.dtype))
+    return relax.TensorType([sub.sym(f"{safe_name(v.name)}_d{k}") for k in range(nd)], tvm_dtype(v.type.dtype))
 
 
-def _captures(ctx: Ctx, sub: _SubCtx, g: Graph) -> tuple[list[Value], list]:
+def _captures(ctx: Ctx, sub: SubCtx, g: Graph) -> tuple[list[Value], list]:
     """The enclosing values ``g`` reads (constants excluded: the function embeds or routes
     them itself) and the parameters that receive them, bound in ``sub``."""
     from tvm import relax
@@ -162,26 +50,10 @@ def _captures(ctx: Ctx, sub: _SubCtx, g: Graph) -> tuple[list[Value], list]:
     free = [v for v in free_values(g) if ctx.const_of(v) is None]
     params = []
     for v in free:
-        var = relax.Var(_safe(v.name), _ptype(sub, v, ctx.get(v)))
+        var = relax.Var(safe_name(v.name), _ptype(sub, v, ctx.get(v)))
         sub.env[id(v)] = var
         params.append(var)
     return free, params
-
-
-def settle_shape(ctx: Ctx, e, v: Value):
-    """Bind a result whose shape Relax lost (a join of branches, a recursive call) to the
-    IR's type of ``v`` with a run-time-checked match_cast."""
-    from tvm import relax
-
-    ty = getattr(e, "ty", None)
-    if isinstance(ty, relax.TensorType) and isinstance(ty.shape, relax.ShapeExpr):
-        return e
-    if v.type.shape is not None:
-        return ctx.bb.match_cast(e, ctx.sinfo(v))
-    if ty is None or ty.ndim < 0:
-        raise ctx.fail(f"output %{v.name} has unknown rank")
-    dims = [ctx.sym(f"{_safe(v.name)}_d{k}") for k in range(ty.ndim)]
-    return ctx.bb.match_cast(e, relax.TensorType(dims, ty.dtype))
 
 
 def _scalar_of(ctx: Ctx, e):
@@ -194,12 +66,11 @@ def _scalar_of(ctx: Ctx, e):
     return ctx.bb.emit(relax.op.reshape(e, []))
 
 
-# --------------------------------------------------------------------------- If
 def _branch(ctx: Ctx, g: Graph, fname: str):
     """``g`` as a private function; the call that runs it with the caller's values."""
     from tvm import relax
 
-    sub = _SubCtx(ctx, g)
+    sub = SubCtx(ctx, g)
     free, cap = _captures(ctx, sub, g)
     with ctx.bb.function(fname, private=True):
         outs = emit_body(sub, g)
@@ -207,13 +78,13 @@ def _branch(ctx: Ctx, g: Graph, fname: str):
     return relax.Call(gv, [ctx.get(v) for v in free] + sub.routed)
 
 
-@_reg("If")
+@register_lowering("If")
 def _if(ctx, n):
     from tvm import relax
 
     cond = _scalar_of(ctx, ctx.get(n.inputs[0]))
     then_g, else_g = n.attrs["then_branch"].value, n.attrs["else_branch"].value
-    base = _safe(n.name or "if")
+    base = safe_name(n.name or "if")
     then_call = _branch(ctx, then_g, base + "_then")
     else_call = _branch(ctx, else_g, base + "_else")
     r = ctx.bb.emit(relax.If(cond, relax.SeqExpr([], then_call), relax.SeqExpr([], else_call)))
@@ -221,7 +92,6 @@ def _if(ctx, n):
     return [settle_shape(ctx, e, o) if o is not None else None for e, o in zip(outs, n.outputs)]
 
 
-# --------------------------------------------------------------------------- Loop
 _INT64_MAX = 2 ** 63 - 1
 
 
@@ -235,7 +105,7 @@ def _static_dims(e) -> list:
     return [int(d.value) if hasattr(d, "value") else None for d in ty.shape.values]
 
 
-@_reg("Loop")
+@register_lowering("Loop")
 def _loop(ctx, n):
     from tvm import relax, tirx
 
@@ -244,7 +114,7 @@ def _loop(ctx, n):
     body: Graph = n.attrs["body"].value
     n_carried = len(n.inputs) - 2
     n_scan = len(body.outputs) - 1 - n_carried
-    base = _safe(n.name or "loop")
+    base = safe_name(n.name or "loop")
 
     m = n.inputs[0] if len(n.inputs) > 0 else None
     c = n.inputs[1] if len(n.inputs) > 1 else None
@@ -253,14 +123,14 @@ def _loop(ctx, n):
     init = [ctx.get(v) for v in n.inputs[2:]]
 
     # step(iter, trips, cond, carried.., scans.., captured.., routed..): the body once, then loop.
-    sub = _SubCtx(ctx, body)
+    sub = SubCtx(ctx, body)
     i_v = relax.Var("iter", relax.TensorType([], "int64"))
     m_v = relax.Var("trips", relax.TensorType([], "int64"))
     c_v = relax.Var("cond", relax.TensorType([], "bool"))
     carried_v = []
     for k in range(n_carried):
         bv, ov = body.inputs[2 + k], n.inputs[2 + k]
-        carried_v.append(relax.Var(_safe(bv.name), _ptype(sub, bv if bv.type.shape is not None else ov, init[k])))
+        carried_v.append(relax.Var(safe_name(bv.name), _ptype(sub, bv if bv.type.shape is not None else ov, init[k])))
     free, cap = _captures(ctx, sub, body)
     for bv, e in zip(body.inputs, [i_v, c_v] + carried_v):
         sub.env[id(bv)] = e

@@ -1,0 +1,21 @@
+"""graphopt IR -> Relax IRModule, op by op through a registry of lowerings.
+
+`driver.lower` walks the graph; each op family's module registers its lowerings with
+`registry.register_lowering` when imported here. Most ops map onto relax ops (which TVM
+legalizes to TIR through topi); on the CPU, the kernels that dominate CNN run time (Conv,
+Gemm/MatMul with constant weights) are graphopt's own TE computes over weights packed at
+compile time (packed.py, `codegen.kernels`), which `codegen.schedules` then schedules.
+
+The families, one file each: elementwise, activations, shape, index, reduce, linalg, conv,
+pool, norm, resize, quant, vision, control (If/Loop), packed (CPU kernels).
+"""
+
+from . import (activations, control, conv, elementwise, index, linalg, norm, packed, pool, quant,  # noqa: F401
+               reduce, resize, shape, vision)
+from .driver import Lowered, lower
+from .errors import LoweringError, LoweringRefusedError
+from .index import IndexRangeError
+from .registry import lowered_ops, register_lowering, unsupported_nodes
+
+__all__ = ["IndexRangeError", "Lowered", "LoweringError", "LoweringRefusedError", "lower", "lowered_ops",
+           "register_lowering", "unsupported_nodes"]

@@ -1,0 +1,110 @@
+"""The integer ops: QuantizeLinear (ties to even, as onnxruntime), DequantizeLinear
+(per tensor, per axis, blocked) and MatMulInteger (exact int32)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ...ir import DType
+from .helpers import axis_attr, dtype_of, present, rx
+from .registry import register_lowering
+
+
+_QRANGE = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767)}
+
+
+def _qparam(ctx, n, i, x_rank, axis, block, x_shape, to_dtype: Optional[str] = None):
+    """Scale or zero point (input i) as an expression broadcastable against x."""
+    v = n.inputs[i]
+    R = rx().op
+    e = ctx.get(v)
+    if to_dtype is not None and dtype_of(v) != to_dtype:
+        e = ctx.emit(R.astype(e, to_dtype))
+    s = v.type.shape
+    if s is None:
+        raise ctx.fail(f"%{v.name} has unknown rank")
+    if block:
+        if len(s) != x_rank:
+            raise ctx.fail(f"blocked %{v.name} must have the input's rank")
+        e = ctx.emit(R.repeat(e, block, axis))
+        d = x_shape[axis]
+        if not isinstance(d, int):
+            raise ctx.fail("blocked quantization needs a static dim on its axis")
+        if isinstance(s[axis], int) and s[axis] * block != d:
+            e = ctx.emit(R.strided_slice(e, [axis], [0], [d]))
+        return e
+    if len(s) == 0:
+        return e
+    if len(s) == 1 and isinstance(s[0], int) and s[0] == 1:
+        return ctx.emit(R.reshape(e, []))
+    # per-axis: [C] along ``axis``
+    return ctx.emit(R.reshape(e, [-1] + [1] * (x_rank - 1 - axis)))
+
+
+@register_lowering("QuantizeLinear")
+def _quantize(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = axis_attr(ctx, n, "axis", r, 1) if r else 0
+    block = ctx.attr(n, "block_size", 0)
+    odt = dtype_of(n.outputs[0])
+    if odt not in _QRANGE:
+        raise ctx.fail(f"QuantizeLinear to {odt} is not supported")
+    R = rx().op
+    xs = list(x.type.shape)
+    xe = ctx.get(x)
+    if dtype_of(x) != "float32":
+        xe = ctx.emit(R.astype(xe, "float32"))
+    sc = _qparam(ctx, n, 1, r, axis, block, xs, "float32")
+    y = ctx.emit(R.round(ctx.emit(R.divide(xe, sc))))
+    if present(n, 2):
+        zp = _qparam(ctx, n, 2, r, axis, block, xs, "float32")
+        y = ctx.emit(R.add(y, zp))
+    lo, hi = _QRANGE[odt]
+    y = ctx.emit(R.clip(y, lo, hi))
+    return ctx.emit(R.astype(y, odt))
+
+
+@register_lowering("DequantizeLinear")
+def _dequantize(ctx, n):
+    x = n.inputs[0]
+    r = ctx.rank(x)
+    axis = axis_attr(ctx, n, "axis", r, 1) if r else 0
+    block = ctx.attr(n, "block_size", 0)
+    odt = dtype_of(n.outputs[0])
+    R = rx().op
+    xs = list(x.type.shape)
+    if x.type.dtype not in (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32):
+        raise ctx.fail(f"DequantizeLinear from {x.type.dtype.short} is not supported")
+    xe = ctx.emit(R.astype(ctx.get(x), "int32")) if dtype_of(x) != "int32" else ctx.get(x)
+    if present(n, 2):
+        zp = _qparam(ctx, n, 2, r, axis, block, xs, "int32")
+        xe = ctx.emit(R.subtract(xe, zp))
+    xf = ctx.emit(R.astype(xe, "float32"))
+    sc = _qparam(ctx, n, 1, r, axis, block, xs, "float32")
+    y = ctx.emit(R.multiply(xf, sc))
+    if odt != "float32":
+        y = ctx.emit(R.astype(y, odt))
+    return y
+
+
+@register_lowering("MatMulInteger")
+def _matmul_integer(ctx, n):
+    a, b = n.inputs[0], n.inputs[1]
+    R = rx().op
+    ae = ctx.emit(R.astype(ctx.get(a), "int32"))
+    be = ctx.emit(R.astype(ctx.get(b), "int32"))
+    if present(n, 2):
+        zp = n.inputs[2]
+        z = ctx.emit(R.astype(ctx.get(zp), "int32"))
+        zs = zp.type.shape
+        if zs is not None and len(zs) == 1 and not (isinstance(zs[0], int) and zs[0] == 1):
+            z = ctx.emit(R.reshape(z, [-1, 1]))  # per row of A
+        elif zs is not None and len(zs) == 1:
+            z = ctx.emit(R.reshape(z, []))
+        ae = ctx.emit(R.subtract(ae, z))
+    if present(n, 3):
+        zp = n.inputs[3]
+        z = ctx.emit(R.astype(ctx.get(zp), "int32"))  # [N] (per column) broadcasts on B's last dim
+        be = ctx.emit(R.subtract(be, z))
+    return ctx.emit(R.matmul(ae, be, "int32"))
