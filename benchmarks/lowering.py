@@ -115,20 +115,21 @@ def _fmt_row(r):
 def _profile(model, top):
     import graphopt
     from graphopt.codegen.build import prepare, schedule
-    from graphopt.codegen.compiler import run_pipeline
-    from graphopt.codegen.lowering import lower
+    from graphopt.codegen.kernels import tags
+    from graphopt.codegen.lower import lower
     from graphopt.codegen.profile import profile_kernels
     from graphopt.codegen.target import Target
+    from graphopt.pipeline import lowering_pipeline, run_passes
 
     target = Target.parse("cpu")
     tg = target.tvm
-    g = run_pipeline(graphopt.import_onnx(model), "O1")
-    mod = schedule(prepare(lower(g).mod, tg), target)
+    g = run_passes(graphopt.import_onnx(model), lowering_pipeline("O1"))
+    mod = schedule(prepare(lower(g, target=target).mod, tg), target)
     ks = profile_kernels(mod, tg)
     tot = sum(k.total_ms for k in ks) or 1.0
     by_kind: dict = {}
     for k in ks:
-        kind = "conv" if "gconv" in k.name else "dense" if "gdense" in k.name else \
+        kind = "conv" if tags.CONV2D in k.name else "dense" if tags.DENSE in k.name else \
             "pool" if "pool" in k.name else "other"
         by_kind[kind] = by_kind.get(kind, 0.0) + k.total_ms
     print("   kernel time by kind: " + ", ".join(f"{k} {v / tot * 100:.0f}%" for k, v in

@@ -13,17 +13,3 @@ DENSE = "gdense"                 # kernels.dense: packed matmul with constant we
 
 TAGS = (CONV2D, DENSE)
 
-
-def tagged_blocks(func, tag: str) -> list[str]:
-    """The names of ``func``'s blocks annotated with ``tag``, in visiting order."""
-    from tvm import tirx
-
-    found = []
-
-    def visit(node):
-        ann = getattr(node, "annotations", None)
-        if isinstance(node, tirx.SBlock) and ann is not None and TAG_KEY in ann and str(ann[TAG_KEY]) == tag:
-            found.append(node.name_hint)
-
-    tirx.stmt_functor.post_order_visit(func.body, visit)
-    return found

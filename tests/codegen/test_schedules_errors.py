@@ -23,6 +23,14 @@ def _module():
     return prepare(lower(g).mod, tgt), tgt
 
 
+def _replace_rule(monkeypatch, name, fn):
+    import dataclasses
+
+    from graphopt.codegen.schedules import registry
+
+    monkeypatch.setitem(registry.RULES, name, dataclasses.replace(registry.RULES[name], fn=fn))
+
+
 def test_a_rule_that_raises_a_bug_is_an_internal_error(monkeypatch):
     from graphopt.codegen import schedules
     from graphopt.errors import InternalError
@@ -30,9 +38,9 @@ def test_a_rule_that_raises_a_bug_is_an_internal_error(monkeypatch):
     def buggy(func, lanes):
         return func.no_such_attribute
 
-    monkeypatch.setattr(schedules, "_generic_rule", buggy)
+    _replace_rule(monkeypatch, "generic", buggy)
     mod, tgt = _module()
-    with pytest.raises(InternalError, match="schedule rule buggy on kernel .relu.: AttributeError"):
+    with pytest.raises(InternalError, match="schedule rule generic on kernel .relu.: AttributeError"):
         schedules.schedule_module(mod, tgt)
 
 
@@ -48,7 +56,7 @@ def test_a_rule_tvm_refuses_falls_through_to_the_next(monkeypatch):
         tried.append(1)
         raise ScheduleError("not applicable")
 
-    monkeypatch.setattr(schedules, "_rows_rule", refused)
+    _replace_rule(monkeypatch, "rows", refused)
     mod, tgt = _module()
     stats = BuildStats()
     schedules.schedule_module(mod, tgt, stats=stats)

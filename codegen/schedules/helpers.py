@@ -1,0 +1,155 @@
+"""What the schedule rules share: TVM's "does not apply" exceptions, loop and block
+queries, finding graphopt's kernels by tag, and the generic parallelize-and-vectorize
+step every rule ends with for the blocks it leaves."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..kernels.tags import TAG_KEY
+
+ACC_REGS = {16: 24, 8: 12, 4: 12}  # accumulator vector registers by float32 lanes
+PAR_MIN = 2048  # do not parallelize loops nests smaller than this many iterations
+
+
+def tagged_block(sch, tag: str):
+    """The one block annotated as graphopt kernel ``tag`` (`kernels.tags`), or None."""
+    found = []
+
+    def visit(parent):
+        for b in sch.get_child_blocks(parent):
+            ann = sch.get(b).annotations
+            if TAG_KEY in ann and str(ann[TAG_KEY]) == tag:
+                found.append(b)
+            visit(b)
+
+    visit(sch.get_sblock("root"))
+    return found[0] if len(found) == 1 else None
+
+
+def cannot_schedule():
+    """TVM's ways of saying a schedule primitive does not apply to this function (a
+    ScheduleError, or one of its own checks); anything else a rule raises is a bug."""
+    import tvm
+    from tvm.s_tir import ScheduleError
+
+    return (ScheduleError, tvm.error.InternalError)
+
+
+def schedule_of(func):
+    from tvm import s_tir
+
+    return s_tir.Schedule(func)
+
+
+def extent(sch, loop) -> Optional[int]:
+    e = sch.get(loop).extent
+    return int(e.value) if hasattr(e, "value") else None
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    for d in range(min(n, limit), 0, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+def inline_epilogue(sch, block) -> None:
+    """Inline the elementwise consumers of ``block`` (a complete block) into it, one after
+    the other, while each has exactly one consumer-producer link."""
+    for _ in range(16):
+        consumers = sch.get_consumers(block)
+        if len(consumers) != 1:
+            return
+        try:
+            sch.reverse_compute_inline(consumers[0])
+        except cannot_schedule():
+            return
+
+
+def region_buffer(region):
+    """The buffer of a block read/write region (``BufferRegion`` became ``TensorRegion``
+    with a ``source`` in TVM 0.27)."""
+    buf = getattr(region, "buffer", None)
+    return buf if buf is not None else region.source
+
+
+def is_output_block(sch, block, func) -> bool:
+    """Whether ``block`` writes a buffer that is not allocated inside the function."""
+    allocs = list(sch.get(sch.get_sblock("root")).alloc_buffers)
+    return not all(any(region_buffer(w).same_as(a) for a in allocs) for w in sch.get(block).writes)
+
+
+def root_blocks(sch):
+    root = sch.get_sblock("root")
+    return sch.get_child_blocks(root)
+
+
+def inline_spatial_producers(sch, func) -> None:
+    """Inline elementwise intermediates (padding, casts) into their consumers."""
+    for b in list(root_blocks(sch)):
+        if is_output_block(sch, b, func):
+            continue
+        blk = sch.get(b)
+        if any(iv.iter_type != 0 for iv in blk.iter_vars):
+            continue
+        try:
+            sch.compute_inline(b)
+        except cannot_schedule():
+            pass
+
+
+def generic_rest(sch, func, lanes, exclude: set) -> None:
+    for b in list(root_blocks(sch)):
+        blk = sch.get(b)
+        if blk.name_hint in exclude:
+            continue
+        try:
+            parallel_vectorize(sch, b, lanes)
+        except cannot_schedule():
+            pass
+
+
+def parallel_vectorize(sch, b, lanes) -> None:
+    loops = sch.get_loops(b)
+    if not loops:
+        return
+    blk = sch.get(b)
+    for lp in loops:
+        if sch.get(lp).kind != 0:  # already parallel/vectorized/unrolled
+            return
+    kinds = [iv.iter_type for iv in blk.iter_vars]
+    if len(kinds) != len(loops):
+        # loops and block iters do not correspond one to one: parallelize the outermost
+        # loop only if the block is purely spatial
+        if all(k == 0 for k in kinds):
+            sch.parallel(loops[0])
+        return
+    nsp = 0
+    for k in kinds:
+        if k != 0:
+            break
+        nsp += 1
+    if nsp == 0:
+        return
+    total = 1
+    for lp in loops:
+        e = extent(sch, lp)
+        total = total * (e if e is not None else 64)
+    spatial = loops[:nsp]
+    all_spatial = nsp == len(loops)
+    if all_spatial:
+        inner = spatial[-1]
+        e = extent(sch, inner)
+        if e is not None and e >= lanes and e % lanes == 0:
+            io, ii = sch.split(inner, [None, lanes])
+            sch.vectorize(ii)
+            spatial = spatial[:-1] + [io]
+        elif e is not None and e >= lanes:
+            io, ii = sch.split(inner, [None, lanes])  # predicated tail
+            spatial = spatial[:-1] + [io]
+            sch.vectorize(ii)
+    if total < PAR_MIN:
+        return
+    par = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    sch.parallel(par)
