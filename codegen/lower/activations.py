@@ -72,5 +72,4 @@ def _gelu(ctx, n):
 def _prelu(ctx, n):
     x, s = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
     zero = scalar(ctx, 0, dtype_of(n.inputs[0]))
-    return ctx.emit(rx().op.where(rx().op.less(x, zero), rx().op.multiply(x, s), x)) if False else \
-        ctx.emit(rx().op.where(ctx.emit(rx().op.less(x, zero)), ctx.emit(rx().op.multiply(x, s)), x))
+    return ctx.emit(rx().op.where(ctx.emit(rx().op.less(x, zero)), ctx.emit(rx().op.multiply(x, s)), x))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import GraphoptError
 from ...ir import DType
-from .helpers import axis_attr, rx, tirx
+from .helpers import axis_attr, rx, static_shape, tirx
 from .registry import register_lowering
 
 
@@ -222,7 +222,7 @@ def _compress(ctx, n):
     if axis is None:
         e = ctx.emit(R.reshape(e, [-1]))
         ax = 0
-        dim = int(np.prod(x.type.shape)) if _all_static(x) else None
+        dim = int(np.prod(x.type.shape)) if static_shape(x.type.shape) else None
     else:
         r = ctx.rank(x)
         ax = axis + r if axis < 0 else axis
@@ -249,10 +249,6 @@ def _compress(ctx, n):
     nz, cnt = _nonzero_expr(ctx, ce, 1, out_dim)
     idx = ctx.emit(R.reshape(nz, [cnt]))
     return ctx.emit(R.take(e, idx, ax))
-
-
-def _all_static(v) -> bool:
-    return v.type.shape is not None and all(isinstance(d, int) for d in v.type.shape)
 
 
 _register_index_check()
