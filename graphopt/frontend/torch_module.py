@@ -21,7 +21,6 @@ class CompiledModule:
         self.traced = traced
         self.compiled = compiled
         self.module_name = module_name
-        self._ptrs: Optional[set] = None  # data pointers of the compiled parameters
 
     @property
     def graph(self):
@@ -60,21 +59,13 @@ class CompiledModule:
         return pytree.tree_unflatten(result, self.traced.out_spec)
 
     def _run_zero_copy(self, tensors):
-        """Inputs go to TVM and outputs come back through DLPack, sharing memory. An output
-        that is an input or a parameter itself is cloned, so callers never alias them."""
+        """Inputs go to TVM and outputs come back through DLPack, sharing memory. The
+        runtime hands over only outputs the caller owns (a copy of one that is an input, a
+        parameter or a constant), so callers never alias them."""
         import torch
 
         dtypes = [str(t.dtype).removeprefix("torch.") for t in tensors]  # numpy's names: float32, int64, bool
-        outs = [torch.from_dlpack(o) for o in self.compiled.run_dlpack(tensors, dtypes)]
-        inputs = {t.data_ptr() for t in tensors}
-        return [o.clone() if o.data_ptr() in inputs or o.data_ptr() in self._param_ptrs() else o for o in outs]
-
-    def _param_ptrs(self) -> set:
-        if self._ptrs is None:
-            import torch
-
-            self._ptrs = {torch.from_dlpack(p).data_ptr() for p in self.compiled.stages[0].params}
-        return self._ptrs
+        return [torch.from_dlpack(o) for o in self.compiled.run_dlpack(tensors, dtypes)]
 
 
 def optimize_module(model, example_inputs, target: str = "cpu", *, dynamic_shapes=None,

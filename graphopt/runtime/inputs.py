@@ -1,10 +1,15 @@
 """A call's arguments bound to the model's inputs and checked against them (count, names,
 dtype, rank, shape, symbolic dims agreeing across inputs); every mismatch is an InputError
-naming the input."""
+naming the input.
+
+The specs are precomputed once per model (`InputSpec`): a call whose arguments are numpy
+arrays of exactly the expected dtype and static shape is checked with two comparisons per
+input; anything else (torch tensors, lists, scalars, big-endian arrays, symbolic dims, and
+every wrong input) takes the general path, which gives the same answers and the errors."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -15,15 +20,50 @@ class InputError(GraphoptError, ValueError):
     """Inputs that do not match the compiled model (wrong count, name, rank, shape, dtype)."""
 
 
-def bind_inputs(specs: list, args, kwargs) -> list[np.ndarray]:
+class InputSpec:
+    """One model input as the manifest records it, with what a call compares against:
+    the numpy dtype (None for bfloat16, which numpy lacks: any dtype is taken there, as the
+    manifest's name check always did) and, when the dtype is numpy's and every dim is
+    static, the shape as a tuple."""
+
+    __slots__ = ("spec", "name", "dtype", "static_shape")
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.dtype: Optional[np.dtype] = None if spec["dtype"] == "bfloat16" else np.dtype(spec["dtype"])
+        dims = spec["shape"]
+        static = self.dtype is not None and dims is not None and all(isinstance(d, int) for d in dims)
+        self.static_shape: Optional[tuple] = tuple(dims) if static else None
+
+
+def input_specs(specs: list) -> list[InputSpec]:
+    return [InputSpec(s) for s in specs]
+
+
+def bind_inputs(specs: list[InputSpec], args, kwargs) -> list:
     """The arrays of a call (positional in the model's input order, or by name), checked
-    against ``specs`` (the manifest's inputs), native byte order and C-contiguous."""
-    names = [s["name"] for s in specs]
+    against ``specs``, in native byte order. They may still be strided or read-only: each
+    stage copies what it cannot read in place."""
+    given = args if not kwargs and len(args) == len(specs) else _by_name(specs, args, kwargs)
+    out = []
+    symbols: Optional[dict] = None
+    for s, a in zip(specs, given):
+        # the common call: exactly the dtype and static shape the model takes
+        if type(a) is np.ndarray and a.shape == s.static_shape and a.dtype == s.dtype:
+            out.append(a)
+            continue
+        if symbols is None:
+            symbols = {}
+        out.append(_checked(s, a, symbols))
+    return out
+
+
+def _by_name(specs: list[InputSpec], args, kwargs) -> list:
+    names = [s.name for s in specs]
     if len(args) > len(specs):
         raise InputError(f"the model takes {len(specs)} input(s) ({', '.join(names)}), {len(args)} given")
-    given: dict[str, Any] = {}
-    for s, a in zip(specs, args):
-        given[s["name"]] = a
+    given: dict[str, Any] = dict(zip(names, args))
     for k, v in kwargs.items():
         if k not in names:
             raise InputError(f"unknown input {k!r}; the model's inputs are: {', '.join(names)}")
@@ -33,20 +73,27 @@ def bind_inputs(specs: list, args, kwargs) -> list[np.ndarray]:
     missing = [n for n in names if n not in given]
     if missing:
         raise InputError(f"missing input(s): {', '.join(repr(m) for m in missing)}")
-    symbols: dict[str, tuple[int, str]] = {}
-    out = []
-    for s in specs:
-        name = s["name"]
-        a = given[name]
-        if hasattr(a, "detach") and hasattr(a, "numpy"):  # a torch tensor
-            a = a.detach().cpu().numpy()
-        if not isinstance(a, np.ndarray):
-            a = as_array(name, a)
-        check_input(s, a.dtype.name, tuple(a.shape), symbols)
-        if not a.dtype.isnative:  # a big-endian .npy: TVM reads native byte order only
-            a = a.astype(a.dtype.newbyteorder("="), order="C")
-        out.append(a if a.flags.c_contiguous else np.array(a, order="C"))
-    return out
+    return [given[n] for n in names]
+
+
+def _checked(s: InputSpec, a, symbols: dict) -> np.ndarray:
+    if hasattr(a, "detach") and hasattr(a, "numpy"):  # a torch tensor
+        a = a.detach().cpu().numpy()
+    if not isinstance(a, np.ndarray):
+        a = as_array(s.name, a)
+    check_input(s.spec, a.dtype.name, tuple(a.shape), symbols)
+    if not a.dtype.isnative:  # a big-endian .npy: TVM and onnxruntime read native order only
+        a = a.astype(a.dtype.newbyteorder("="), order="C")
+    return a
+
+
+def native_contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` in native byte order and C order (itself when it already is): what onnxruntime
+    and a copy into TVM read."""
+    if not a.dtype.isnative:  # a big-endian .npy
+        return a.astype(a.dtype.newbyteorder("="), order="C")
+    # (np.ascontiguousarray would make a 0-d array 1-d)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
 
 
 def as_array(name: str, a) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from ..codegen import artifact
-from .inputs import InputError, bind_inputs, check_input
+from .inputs import InputError, bind_inputs, check_input, input_specs
 from .load import load_stages
 from .stages import TvmStage
 
@@ -32,8 +32,15 @@ class CompiledModel:
         self._files = files
         if stages is None:  # one TVM stage: the whole model
             stages = [TvmStage(executable, params, [i["name"] for i in manifest["inputs"]],
-                               [o["name"] for o in manifest["outputs"]], self._target)]
+                               [o["name"] for o in manifest["outputs"]], self._target,
+                               input_dtypes=[i["dtype"] for i in manifest["inputs"]],
+                               output_dtypes=[o["dtype"] for o in manifest["outputs"]])]
         self._stages = stages
+        self._specs = input_specs(manifest["inputs"])
+        self._input_names = [s.name for s in self._specs]
+        self._output_names = [o["name"] for o in manifest["outputs"]]
+        # a one-stage model runs without the environment of named values
+        self._single = stages[0] if len(stages) == 1 and isinstance(stages[0], TvmStage) else None
 
     @property
     def fallback_nodes(self) -> list[str]:
@@ -70,10 +77,10 @@ class CompiledModel:
 
     def run_dlpack(self, tensors: Sequence[Any], dtype_names: Sequence[str]) -> list:
         """Run on contiguous CPU tensors that speak DLPack (torch tensors), positionally and
-        without copying them; returns TVM tensors, which the caller wraps without a copy
-        (``torch.from_dlpack``). ``dtype_names`` are the inputs' numpy dtype names."""
-        import tvm
-
+        without copying them (unless misaligned); returns TVM tensors the caller owns (no
+        later call writes into them, none shares memory with an input, a parameter or
+        another output), which it wraps without a copy (``torch.from_dlpack``).
+        ``dtype_names`` are the inputs' numpy dtype names."""
         specs = self.manifest["inputs"]
         if len(tensors) != len(specs):
             raise InputError(f"the model takes {len(specs)} input(s) ({', '.join(self.input_names)}), "
@@ -81,18 +88,18 @@ class CompiledModel:
         symbols: dict[str, tuple[int, str]] = {}
         for spec, t, dt in zip(specs, tensors, dtype_names):
             check_input(spec, dt, tuple(t.shape), symbols)
-        st = self._stages[0]
-        st.check_runnable()
-        res = st.fn(*(tvm.runtime.from_dlpack(t) for t in tensors), *st.params)
-        return [res] if hasattr(res, "numpy") else list(res)
+        return self._stages[0].call_dlpack(tensors, dtype_names)
 
     def run(self, *args, **kwargs) -> list[np.ndarray]:
-        """The outputs as a list (always)."""
-        arrays = bind_inputs(self.manifest["inputs"], args, kwargs)
-        env = dict(zip(self.input_names, arrays))
+        """The outputs as a list (always), arrays the caller owns: no later call writes
+        into them, and none shares memory with an input or with another output."""
+        arrays = bind_inputs(self._specs, args, kwargs)
+        if self._single is not None:
+            return self._single.call(arrays)
+        env = dict(zip(self._input_names, arrays))
         for st in self._stages:
             st.run(env)
-        return [np.asarray(env[o]) for o in self.output_names]
+        return owned_outputs([env[o] for o in self._output_names], arrays)
 
     def __call__(self, *args, **kwargs):
         outs = self.run(*args, **kwargs)
@@ -113,3 +120,17 @@ class CompiledModel:
         manifest, stages, files = load_stages(path)
         executable = stages[0].executable if "stages" not in manifest else None
         return CompiledModel(manifest, executable, [], stages=stages, files=files)
+
+
+def owned_outputs(outs: list, inputs: list) -> list[np.ndarray]:
+    """``outs`` with a copy in place of any that is one of ``inputs`` (an input passed
+    through a staged model) or that came earlier in ``outs`` (a value output twice)."""
+    taken = {id(a) for a in inputs}
+    res = []
+    for o in outs:
+        o = np.asarray(o)
+        if id(o) in taken:
+            o = o.copy()
+        taken.add(id(o))
+        res.append(o)
+    return res

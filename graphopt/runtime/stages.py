@@ -3,12 +3,15 @@ executable with its parameters, or an onnxruntime region (``fallback="ort"``).""
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 import numpy as np
 
 from ..codegen.target import as_target
 from ..errors import GraphoptError
+from .inputs import native_contiguous
+from .tensors import ALIGN, Staging, from_tvm, itemsize, numpy_takes, owned_tensors, to_tvm
 
 
 class TvmStage:
@@ -16,8 +19,18 @@ class TvmStage:
     this machine lacks (``cuda:sm_XX``), it keeps the parameters on the host, can be saved,
     and refuses to run."""
 
-    def __init__(self, executable, params, inputs, outputs, target):
+    def __init__(self, executable, params, inputs, outputs, target, input_dtypes: Optional[list] = None,
+                 output_dtypes: Optional[list] = None):
         self.inputs, self.outputs = list(inputs), list(outputs)
+        # per input and output, whether numpy's DLPack takes its dtype (None: look per call)
+        self._plain = [numpy_takes(d) for d in (input_dtypes or [None] * len(self.inputs))]
+        self._viewable = [numpy_takes(d) for d in (output_dtypes or [None] * len(self.outputs))]
+        self._in = [(Staging(), plain) for plain in self._plain]  # what each input's conversion needs
+        self._out_sizes = [itemsize(d) for d in output_dtypes] if output_dtypes else None
+        self._param_ranges: list = []
+        # One call at a time: the VM is not reentrant (and FFI calls release the GIL), and
+        # the staging buffers are shared between calls.
+        self._lock = threading.Lock()
         self.target, self.executable = as_target(target), executable
         self.params: Optional[list] = None     # TVM tensors on the device, once attached
         self._host = list(params)
@@ -31,8 +44,10 @@ class TvmStage:
         self.dev = self.target.device()
         self.vm = relax.VirtualMachine(self.executable, self.dev)
         self.fn = self.vm["main"]
-        self.params = [tvm.runtime.tensor(np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p), self.dev)
-                       for p in self._host]
+        host = [np.array(p, order="C", copy=False) if np.ndim(p) else np.array(p) for p in self._host]
+        self.params = [tvm.runtime.tensor(p, self.dev) for p in host]
+        if self.target.is_cpu:  # where an output could be a view of a parameter
+            self._param_ranges = [(t.data_ptr(), t.data_ptr() + p.nbytes) for t, p in zip(self.params, host)]
         self._host = None  # the parameters live once
 
     def host_params(self) -> list:
@@ -43,17 +58,60 @@ class TvmStage:
             raise GraphoptError(f"compiled for {self.target}, and no CUDA GPU is visible here: save the model "
                                 "and run it on a machine with that GPU")
 
-    def run(self, env: dict) -> None:
+    def call(self, arrays: list) -> list[np.ndarray]:
+        """The outputs, as numpy arrays the caller owns, for the inputs ``arrays`` (checked
+        numpy arrays, in order)."""
+        if self.params is None:
+            self.check_runnable()
+        if not self.target.is_cpu:
+            return self._call_device(arrays)
+        tensors, ranges = [], self._param_ranges.copy()
+        lock = self._lock
+        lock.acquire()
+        try:
+            for a, (staging, plain) in zip(arrays, self._in):
+                t = to_tvm(a, staging, plain)
+                tensors.append(t)
+                p = t.data_ptr()
+                ranges.append((p, p + a.nbytes))
+            return from_tvm(self.fn(*tensors, *self.params), self._viewable, ranges)
+        finally:
+            lock.release()
+
+    def _call_device(self, arrays: list) -> list[np.ndarray]:
         import tvm
 
-        self.check_runnable()
-        args = []
-        for k in self.inputs:
-            a = np.asarray(env[k])  # (np.ascontiguousarray would make a 0-d array 1-d)
-            args.append(tvm.runtime.tensor(a if a.flags.c_contiguous else np.array(a, order="C"), self.dev))
+        args = [tvm.runtime.tensor(native_contiguous(a), self.dev) for a in arrays]
         res = self.fn(*args, *self.params)
-        res = [res] if hasattr(res, "numpy") else list(res)
-        env.update((k, r.numpy()) for k, r in zip(self.outputs, res))
+        res = [res] if len(self.outputs) == 1 else list(res)
+        return [r.numpy() for r in res]
+
+    def call_dlpack(self, tensors, dtype_names) -> list:
+        """The outputs, as TVM tensors the caller owns, for contiguous CPU tensors that
+        speak DLPack (read in place when 64-byte aligned, else copied)."""
+        from tvm_ffi import from_dlpack
+
+        self.check_runnable()
+        sizes = [itemsize(d) for d in dtype_names]
+        out_sizes = self._out_sizes
+        with self._lock:
+            args, ranges = [], self._param_ranges.copy()
+            for t, size in zip(tensors, sizes):
+                a = from_dlpack(t, require_contiguous=True)
+                if a.data_ptr() % ALIGN:
+                    a = a.copyto(a.device)
+                p = a.data_ptr()
+                ranges.append((p, p + a.numel() * size))
+                args.append(a)
+            res = self.fn(*args, *self.params)
+            if out_sizes is None:  # (an output's dtype costs a microsecond to read: only here)
+                n = len(self.outputs)
+                outs = [res] if n == 1 else list(res)
+                out_sizes = [itemsize(str(o.dtype)) for o in outs]
+            return owned_tensors(res, out_sizes, ranges)
+
+    def run(self, env: dict) -> None:
+        env.update(zip(self.outputs, self.call([env[k] for k in self.inputs])))
 
 
 class OrtStage:
@@ -70,5 +128,5 @@ class OrtStage:
         self.session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
     def run(self, env: dict) -> None:
-        res = self.session.run(self.outputs, {k: env[k] for k in self.inputs})
+        res = self.session.run(self.outputs, {k: native_contiguous(env[k]) for k in self.inputs})
         env.update(zip(self.outputs, res))
