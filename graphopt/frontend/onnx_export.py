@@ -18,8 +18,7 @@ from onnx import helper, numpy_helper
 from ..errors import ExportError
 from ..ir import AttrKind, DType, Graph, Node, TensorData, TensorType, Value, is_fused_group
 from ..ir.attributes import Attr
-from ..ir.function import DOMAIN
-from ..ops import decompose, get_schema
+from ..ops import decompose, has_decomposition
 
 IR_VERSION = 10  # the IR version that goes with opset 21
 FUNCTION_MARK = "graphopt.op"      # metadata key of a fused group's FunctionProto
@@ -62,7 +61,7 @@ def _node_to_proto(n: Node, fns: dict) -> onnx.NodeProto:
     if is_fused_group(n):
         op_type = _function_for(n, n.attrs["body"].value, fns)
         attrs = {}
-    elif is_named_fused_op(n):
+    elif has_decomposition(n):
         try:
             body = decompose(n)
         except ValueError as e:
@@ -81,14 +80,6 @@ def _node_to_proto(n: Node, fns: dict) -> onnx.NodeProto:
         raise ExportError(f"node {n.name!r} ({n.op_type}): {e}") from None
     _add_provenance(p, n.provenance)
     return p
-
-
-def is_named_fused_op(n: Node) -> bool:
-    """A graphopt-domain op with a reference decomposition (exported as its function)."""
-    if n.domain != DOMAIN:
-        return False
-    s = get_schema(n.op_type, n.domain)
-    return s is not None and s.decomposition is not None
 
 
 def _function_for(n: Node, body: Graph, fns: dict, attributes=()) -> str:

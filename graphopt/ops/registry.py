@@ -209,6 +209,12 @@ def set_decomposition(op_type: str, fn: Callable[[Graph, Node, list], list], *, 
     _REGISTRY[key] = replace(_REGISTRY[key], decomposition=fn)
 
 
+def has_decomposition(node: Node) -> bool:
+    """Whether ``node``'s op is a named fused op with a reference decomposition."""
+    s = get_schema(node.op_type, node.domain)
+    return s is not None and s.decomposition is not None
+
+
 def decompose(node: Node) -> Graph:
     """The reference decomposition of a named fused op ``node``: a graph of standard ops
     with one input per input of the node (same names and types) and one output per
