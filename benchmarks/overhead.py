@@ -2,12 +2,14 @@
 nothing, so the time is what each runtime spends around them (argument checks, conversions,
 the call into native code, output allocation).
 
-    .venv/bin/python -m benchmarks.overhead [--rounds 15] [--calls 2000]
+    .venv/bin/python -m benchmarks.overhead [--rounds 15] [--calls 2000] [--threads default]
 
 Models: a one-node Relu on 16 float32 elements, and the shipped examples/tiny_cnn.onnx.
 Both systems run in this process, one thread each, rounds interleaved (graphopt, then
 onnxruntime, then graphopt...); each round times ``--calls`` calls and the table gives the
 median over rounds of the per-call microseconds, and graphopt's ratio to onnxruntime.
+``--threads default`` leaves both with their own thread pools instead (TVM_NUM_THREADS
+unset, onnxruntime's intra-op threads 0), which shows what waking a pool costs.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def _time(fn, calls: int) -> float:
     return (time.perf_counter() - t0) / calls * 1e6
 
 
-def measure(name: str, model, rounds: int, calls: int) -> dict:
+def measure(name: str, model, rounds: int, calls: int, ort_threads: int = 1) -> dict:
     import onnxruntime as ort
 
     import graphopt
@@ -70,7 +72,7 @@ def measure(name: str, model, rounds: int, calls: int) -> dict:
     feeds = _inputs(model)
     compiled = graphopt.optimize(model.SerializeToString())
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = ort_threads
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     args = list(feeds.values())
@@ -100,12 +102,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--threads", choices=["1", "default"], default="1",
+                    help="1: one thread each (the default); default: each system's own thread pool")
     a = ap.parse_args(argv)
-    # One thread for both, so neither spends its time waking a pool for a 16-element kernel.
-    os.environ.setdefault("TVM_NUM_THREADS", "1")
-    rows = [measure("relu-16", relu_model(), a.rounds, a.calls),
-            measure("tiny_cnn", tiny_cnn_model(), a.rounds, max(1, a.calls // 4))]
-    print(f"load average: {os.getloadavg()[0]:.2f}  rounds: {a.rounds}  (median per-call microseconds)")
+    if a.threads == "1":
+        # One thread for both, so neither spends its time waking a pool for a 16-element kernel.
+        os.environ.setdefault("TVM_NUM_THREADS", "1")
+    ort_threads = 1 if a.threads == "1" else 0
+    rows = [measure("relu-16", relu_model(), a.rounds, a.calls, ort_threads),
+            measure("tiny_cnn", tiny_cnn_model(), a.rounds, max(1, a.calls // 4), ort_threads)]
+    threads = "one each" if a.threads == "1" else f"default (TVM_NUM_THREADS={os.environ.get('TVM_NUM_THREADS', 'unset')})"
+    print(f"load average: {os.getloadavg()[0]:.2f}  rounds: {a.rounds}  threads: {threads}  "
+          "(median per-call microseconds)")
     print(f"{'model':<10} {'graphopt':>10} {'onnxruntime':>12} {'ratio':>7}")
     for r in rows:
         print(f"{r['model']:<10} {r['graphopt_us']:>10.1f} {r['onnxruntime_us']:>12.1f} {r['ratio']:>7.2f}")
