@@ -74,16 +74,18 @@ def to_graph(model) -> tuple[Graph, str]:
     return import_onnx(proto if not isinstance(model, (str, Path)) else model), digest
 
 
-def run_pipeline(graph: Graph, level: Optional[str], owned: bool = True) -> Graph:
-    """graphopt's own passes (in place when the graph is ``owned``, i.e. imported here; a
-    caller's Graph is copied first)."""
-    if not level:
-        return graph
-    from ..pipeline import clone_graph, run_passes
+def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True) -> tuple[Graph, int]:
+    """The one pipeline a compile runs before lowering (`lowering_pipeline`: ``level``'s
+    passes, then everything computable from constants folded), in place when the graph is
+    ``owned`` (imported here; a caller's Graph is copied first). Returns the graph and how
+    many nodes that last folding took away (the report's ``folded``)."""
+    from ..pipeline import clone_graph, lowering_pipeline, run_pipeline
+
     # A bug in a pass raises InternalError (naming the pass) rather than being papered
     # over by compiling the unoptimized graph: bugs stay bugs.
-    out = run_passes(graph if owned else clone_graph(graph), level)
-    return out if isinstance(out, Graph) else graph
+    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level))
+    last = run.records[-1]
+    return run.graph, last.nodes_before - last.nodes_after
 
 
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
@@ -100,7 +102,7 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     graph, digest = to_graph(model)
     report = CompileReport(target=tgt.key)
     t0 = time.perf_counter()
-    graph = run_pipeline(graph, opt_level, owned=not isinstance(model, Graph))
+    graph, report.folded = prepare_graph(graph, opt_level, owned=not isinstance(model, Graph))
     report.passes_s = time.perf_counter() - t0
     manifest = {
         "inputs": _io_spec(graph.inputs),
@@ -110,38 +112,40 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
         "source_digest": digest,
         "graph": graph.name,
     }
-    bad = []
+    bad, lowered = [], None
     if fallback == "ort":
-        from .fallback import fallback_nodes
+        from .fallback import plan
 
-        bad = fallback_nodes(graph)
+        t0 = time.perf_counter()
+        found = plan(graph, tgt)
+        report.lower_s += time.perf_counter() - t0
+        bad, lowered = found.fallback, found.lowered
     if not bad:
         ex, params, nonce, specs = _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir,
-                                                progress, manifest["inputs"], manifest["outputs"])
+                                                progress, manifest["inputs"], manifest["outputs"], lowered=lowered)
         manifest["libraries"], manifest["param_specs"] = {"model.so": nonce}, {"params.npz": specs}
         manifest["report"] = _manifest_report(report)
         return CompiledModel(manifest, ex, params, report=report)
 
     # --fallback ort: TVM stages and onnxruntime regions, run in order
-    from .fallback import ORT, partition, unit_models
-    from ..frontend.onnx_import import import_onnx
+    from .fallback import ORT, partition, unit_graphs
+    from ..frontend.onnx_export import export_onnx
 
     report.fallback_nodes = [nm for _, nm in bad]
     units = partition(graph, set(report.fallback_nodes))
-    unit_models(graph, units)
+    unit_graphs(graph, units)
     stages, files, specs = [], {}, []
     manifest["libraries"], manifest["param_specs"] = {}, {}
     for i, u in enumerate(units):
         if u.kind == ORT:
-            data = u.model.SerializeToString()
+            data = export_onnx(u.graph).SerializeToString()
             fname = f"region{i}.onnx"
             files[fname] = data
             stages.append(OrtStage(data, u.inputs, u.outputs))
             specs.append({"kind": "ort", "model": fname, "inputs": u.inputs, "outputs": u.outputs, "nodes": u.nodes})
             continue
-        sub = import_onnx(u.model)
-        in_names = [v.name for v in sub.inputs]
-        ex, params, nonce, pspecs = _compile_tvm(sub, tgt, report, tune_trials, tune_time, cache_dir,
+        in_names = [v.name for v in u.graph.inputs]
+        ex, params, nonce, pspecs = _compile_tvm(u.graph, tgt, report, tune_trials, tune_time, cache_dir,
                                                  progress, in_names, list(u.outputs))
         lib, pf = f"stage{i}.so", f"stage{i}.npz"
         files[lib], files[pf] = ex, list(params)
@@ -174,17 +178,19 @@ def _stamp_library_id(inputs, outputs, params) -> tuple:
     return {LIBRARY_ID_FN: fn.with_attr("global_symbol", LIBRARY_ID_FN)}, nonce, specs
 
 
-def _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs):
-    """Lower, (tune,) build one graph; accumulates into ``report``. (executable, params,
-    library nonce, parameter specs); ``sig_*`` are what the manifest records of its inputs
-    and outputs, which the library's id covers."""
+def _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs,
+                 lowered=None):
+    """Lower (unless ``lowered`` is the graph's lowering already), (tune,) build one
+    graph; accumulates into ``report``. (executable, params, library nonce, parameter
+    specs); ``sig_*`` are what the manifest records of its inputs and outputs, which the
+    library's id covers."""
     from .build import BuildStats, build
-    from .lowering import lower
+    from .lower import lower
 
-    t0 = time.perf_counter()
-    lowered = lower(graph, target=tgt)
-    report.lower_s += time.perf_counter() - t0
-    report.folded += lowered.folded
+    if lowered is None:
+        t0 = time.perf_counter()
+        lowered = lower(graph, target=tgt)
+        report.lower_s += time.perf_counter() - t0
     database = None
     if tune_trials or tune_time:
         from .tuning import tune

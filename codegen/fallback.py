@@ -1,19 +1,25 @@
 """``fallback="ort"``: ops graphopt cannot lower run on onnxruntime inside the artifact.
 
 The graph is cut into stages that run one after the other: TVM stages (lowered and built
-as usual) and onnxruntime regions (maximal connected groups of unsupported nodes, each its
-own ONNX model). Stage numbers are assigned in topological order: a node goes to the
-earliest stage after its producers' stages that has its kind (stages alternate TVM,
-onnxruntime, TVM, ...), so data only flows forward and no stage waits on a later one.
-Each stage is cut out of the exported ONNX model (nodes, the initializers they read, and
-typed inputs/outputs from the IR's value types)."""
+as usual) and onnxruntime regions (maximal connected groups of unsupported nodes). Stage
+numbers are assigned in topological order: a node goes to the earliest stage after its
+producers' stages that has its kind (stages alternate TVM, onnxruntime, TVM, ...), so data
+only flows forward and no stage waits on a later one.
+
+Each stage is cut out of the graph as an IR graph of its own (`unit_graph`: its nodes,
+the constants they read, typed inputs and outputs), so a TVM stage is lowered from the IR
+directly and an onnxruntime region is that graph exported.
+
+The refusals are found by lowering the whole graph once (`plan`); when nothing is refused,
+that lowering is the compile's, and nothing is lowered twice."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..ir import Graph
+from ..ir import Attr, AttrKind, Graph, Value
+from ..ir.clone import clone_subgraph
 
 TVM, ORT = "tvm", "ort"
 
@@ -24,30 +30,37 @@ class Unit:
     nodes: list                     # node names, in graph order
     inputs: list = field(default_factory=list)    # value names read from outside
     outputs: list = field(default_factory=list)   # value names needed later (or model outputs)
-    model: Optional[object] = None  # onnx.ModelProto of the unit
+    graph: Optional[Graph] = None   # the unit cut out of the whole graph (unit_graph)
 
 
-def fallback_nodes(graph: Graph) -> list[tuple[str, str]]:
-    """(op, node name) of top-level nodes that need onnxruntime: ops without a lowering,
-    and nodes whose lowering refuses them (found by lowering the graph once); a node
-    whose subgraph holds such a node counts as a whole."""
-    from .lowering import LoweringRefusedError, fold_for_lowering, lower, unsupported_nodes
+@dataclass
+class Plan:
+    """What `plan` found: the whole graph's lowering when nothing needs onnxruntime, else
+    the (op, node) pairs that do."""
 
-    folded, _ = fold_for_lowering(graph)  # a node that folds away needs no runtime at all
-    bad = {nm for _, nm in unsupported_nodes(folded)}
+    lowered: Optional[object] = None
+    fallback: list = field(default_factory=list)
+
+
+def plan(graph: Graph, target) -> Plan:
+    """Lower ``graph`` (prepared: the compile's pipeline has run) once, collecting every
+    refusal. Nothing refused: the lowering is returned for the build. Else: (op, node) of
+    the top-level nodes that need onnxruntime (ops without a lowering, nodes whose lowering
+    refuses them; a node whose subgraph holds such a node counts as a whole)."""
+    from .lower import LoweringRefusedError, lower, unsupported_nodes
+
+    bad = {nm for _, nm in unsupported_nodes(graph)}
     if not bad:
         try:
-            lower(folded, fold=False)
+            return Plan(lowered=lower(graph, target=target))
         except LoweringRefusedError as e:
             bad = {nm for _, nm in e.ops}
-    if not bad:
-        return []
     out = []
-    for n in folded.nodes:
+    for n in graph.nodes:
         inner = any(m.name in bad for sg in n.subgraphs() for m in sg.walk())
         if n.name in bad or inner:
             out.append((n.qualified_op, n.name))
-    return out
+    return Plan(fallback=out)
 
 
 def partition(graph: Graph, bad_names: set) -> list[Unit]:
@@ -128,30 +141,40 @@ def partition(graph: Graph, bad_names: set) -> list[Unit]:
     return [u for u in units if u.nodes and (u.outputs or u.kind == ORT)]
 
 
-def unit_models(graph: Graph, units: list[Unit]) -> None:
-    """Cut each unit's ONNX model out of the exported graph (sets ``unit.model``)."""
-    from onnx import helper
-
-    from ..frontend.onnx_export import export_onnx, type_to_proto
-
-    proto = export_onnx(graph)
-    by_name = {n.name: n for n in proto.graph.node}
-    inits = {t.name: t for t in proto.graph.initializer}
-
-    def used(node, acc):
-        acc.update(x for x in node.input if x)
-        for a in node.attribute:
-            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                for m in g.node:
-                    used(m, acc)
-
+def unit_graphs(graph: Graph, units: list[Unit]) -> None:
+    """Cut each unit out of ``graph`` as an IR graph of its own (sets ``unit.graph``): its
+    nodes (subgraphs included), the constants they read, inputs typed as the values they
+    stand for, and the unit's outputs."""
+    nodes = {n.name: n for n in graph.nodes}
     for i, u in enumerate(units):
-        nodes = [by_name[nm] for nm in u.nodes]
-        names: set = set()
-        for n in nodes:
-            used(n, names)
-        typ = lambda nm: type_to_proto(nm, graph.lookup(nm).type)  # noqa: E731
-        g = helper.make_graph(nodes, f"{graph.name}_{u.kind}{i}", [typ(x) for x in u.inputs],
-                              [typ(x) for x in u.outputs], initializer=[inits[x] for x in sorted(names) if x in inits])
-        u.model = helper.make_model(g, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+        u.graph = _cut(graph, [nodes[nm] for nm in u.nodes], u, f"{graph.name}_{u.kind}{i}")
 
+
+def _cut(graph: Graph, nodes: list, u: Unit, name: str) -> Graph:
+    out = Graph(name, dict(graph.opset_imports))
+    vmap: dict[int, Value] = {}
+    for x in u.inputs:
+        v = graph.lookup(x)
+        vmap[id(v)] = out.add_input(x, v.type)
+
+    def need_constants(node) -> None:
+        # constants of the whole graph that this node (or a subgraph of it) reads
+        for v in node.inputs:
+            if v is not None and v.is_constant and id(v) not in vmap and v.owner is graph:
+                vmap[id(v)] = out.add_constant(v.name, v.const, provenance=v.provenance)
+        for sg in node.subgraphs():
+            for m in sg.walk():
+                need_constants(m)
+
+    for n in nodes:
+        need_constants(n)
+        attrs = {k: Attr(AttrKind.GRAPH, clone_subgraph(a.value, out, vmap)) if a.kind is AttrKind.GRAPH else a
+                 for k, a in n.attrs.items()}
+        m = out.add_node(n.op_type, [None if v is None else vmap[id(v)] for v in n.inputs],
+                         [None if o is None else o.type for o in n.outputs], attrs, name=n.name, domain=n.domain,
+                         output_names=[None if o is None else o.name for o in n.outputs], provenance=n.provenance)
+        for o, mo in zip(n.outputs, m.outputs):
+            if o is not None:
+                vmap[id(o)] = mo
+    out.outputs = [vmap[id(graph.lookup(x))] for x in u.outputs]
+    return out

@@ -18,7 +18,7 @@ def ops_table() -> str:
     from graphopt.ops.table import params
 
     try:
-        from graphopt.codegen.lowering import lowered_ops
+        from graphopt.codegen.lower import lowered_ops
 
         lowered = lowered_ops()
     except ImportError:

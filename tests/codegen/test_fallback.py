@@ -16,10 +16,10 @@ GAP_OP = "Det"
 
 @pytest.fixture(autouse=True)
 def _gap(monkeypatch):
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower.registry import TABLE
 
-    assert GAP_OP in lowering._TABLE
-    monkeypatch.delitem(lowering._TABLE, GAP_OP)
+    assert GAP_OP in TABLE
+    monkeypatch.delitem(TABLE, GAP_OP)
 
 
 def _gap_op():
@@ -107,6 +107,50 @@ def test_fallback_matches_oracle_and_survives_save_load(tmp_path, two_regions):
     np.testing.assert_array_equal(again.run(**x)[0], cm.run(**x)[0])
 
 
+def test_units_are_ir_graphs_cut_from_the_graph():
+    from graphopt.codegen.fallback import ORT, partition, unit_graphs
+    from graphopt.ir import Graph
+    from graphopt.ir.verifier import verify
+
+    graph, op = _model(two_regions=True)
+    units = partition(graph, {"gap1", "gap2"})
+    unit_graphs(graph, units)
+    for u in units:
+        assert isinstance(u.graph, Graph)
+        verify(u.graph)
+        assert [v.name for v in u.graph.inputs] == u.inputs and [v.name for v in u.graph.outputs] == u.outputs
+        assert [n.name for n in u.graph.nodes] == u.nodes
+    assert [n.op_type for u in units if u.kind == ORT for n in u.graph.nodes] == [op, op]
+    assert [c.name for c in units[0].graph.constants] == []  # Abs reads no constant
+    assert "bias" in [c.name for c in units[2].graph.constants]  # the constant Add reads is cut with it
+
+
+def test_fallback_lowers_once(monkeypatch):
+    # Nothing refused: the lowering that found no refusal is the one built. An op without a
+    # lowering is found without lowering anything: each TVM stage is then lowered once,
+    # from its IR graph (no ONNX round trip).
+    from graphopt.codegen import lower as lower_pkg
+    from graphopt.codegen.compiler import compile_model
+    from graphopt.frontend import onnx_import
+
+    import graphopt
+
+    calls = []
+    real = lower_pkg.lower
+    monkeypatch.setattr(lower_pkg, "lower", lambda g, **kw: calls.append(g.name) or real(g, **kw))
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "plain",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    graph = graphopt.import_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    staged, _ = _model(two_regions=False)
+    monkeypatch.setattr(onnx_import, "import_onnx", lambda *a, **k: pytest.fail("a stage went through ONNX"))
+    compile_model(graph, opt_level=None, fallback="ort")
+    assert calls == ["plain"]
+    calls.clear()
+    compile_model(staged, opt_level=None, fallback="ort")
+    assert calls == ["fb_tvm0", "fb_tvm2"]
+
+
 def test_fallback_without_unsupported_ops_is_one_tvm_stage():
     from graphopt.codegen.compiler import compile_model
 
@@ -140,7 +184,7 @@ def _refused_model():
 
 def test_refused_nodes_are_listed_at_once_and_fall_back():
     from graphopt.codegen.compiler import compile_model
-    from graphopt.codegen.lowering import LoweringRefusedError
+    from graphopt.codegen.lower import LoweringRefusedError
     from graphopt.testing import assert_close, run_reference
 
     graph = _refused_model()
@@ -158,11 +202,11 @@ def test_refused_nodes_are_listed_at_once_and_fall_back():
 # --------------------------------------------------------------------------- tampered staged artifacts
 @pytest.fixture(scope="module")
 def staged_art(tmp_path_factory):
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower.registry import TABLE
     from graphopt.codegen.compiler import compile_model
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.delitem(lowering._TABLE, GAP_OP)
+        mp.delitem(TABLE, GAP_OP)
         graph, _ = _model(two_regions=True)
         cm = compile_model(graph, opt_level=None, fallback="ort")
     return cm.save(tmp_path_factory.mktemp("staged") / "art")

@@ -39,13 +39,13 @@ def _gap(op):
     if op is None:
         yield
         return
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower.registry import TABLE
 
-    fn = lowering._TABLE.pop(op)
+    fn = TABLE.pop(op)
     try:
         yield
     finally:
-        lowering._TABLE[op] = fn
+        TABLE[op] = fn
 
 
 def setup_cases(names) -> list:
