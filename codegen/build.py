@@ -133,7 +133,9 @@ def nan_safe_minmax(func):
         keep_b = (a < b) if isinstance(e, tirx.Max) else (a > b)
         out = tirx.Select(keep_b, b, a)
         if not isinstance(b, tirx.FloatImm):
-            out = tirx.Select(tirx.isnan(b), b, out)
+            # TVM's isnan takes no bfloat16 (the bf16 attention cases crashed): widen it
+            bf = _dtype(b).startswith("bfloat")
+            out = tirx.Select(tirx.isnan(tirx.Cast("float32", b) if bf else b), b, out)
         return out
 
     def rewrite(expr):

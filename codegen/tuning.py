@@ -5,7 +5,7 @@ What happens in `tune`:
 1. The model is prepared exactly as the build prepares it (`build.prepare`: legalize and
    fuse), so every fused PrimFunc is one task, identified by its structural hash, the key
    `MetaScheduleApplyDatabase` uses at build time.
-2. Each task's time with graphopt's default schedule (`schedules.py`) is measured once
+2. Each task's time with graphopt's default schedule (`codegen.schedules`) is measured once
    (and cached), and weighted by how many times ``main`` calls it: tasks are tuned
    heaviest first, and a trial budget is shared in proportion to run-time share (with a
    floor, so the top tasks get enough trials to matter); a time budget is shared the same

@@ -14,7 +14,8 @@ control flow only there. A value a later segment reads leaves its dataflow block
 output.
 
 A graphopt fused group (a node holding a subgraph) becomes one Relax function marked
-``Primitive`` that TVM compiles as one kernel.
+``Primitive`` that TVM compiles as one kernel; so does a named fused op (graphopt.RMSNorm)
+without a lowering of its own, from its reference decomposition.
 
 A lowering that raises LoweringError refuses its node: zeros stand in for its outputs and
 lowering goes on, so that `LoweringRefusedError` lists every refused node at once. Any
@@ -30,7 +31,7 @@ import numpy as np
 
 from ...errors import GraphoptError, InternalError, UnsupportedOpError
 from ...ir import DType, Graph, Node, Value, is_fused_group
-from ...ops import get_schema
+from ...ops import decompose, get_schema, has_decomposition
 from .context import Ctx, SubCtx
 from .errors import LoweringError, LoweringRefusedError
 from .helpers import rx, safe_name, settle_shape, tvm_dtype
@@ -107,6 +108,8 @@ def lower_node(ctx: Ctx, n: Node) -> None:
     if fn is None:
         if is_fused_group(n):
             fn = lower_fused_group
+        elif has_decomposition(n):
+            fn = lower_decomposed
         else:
             raise UnsupportedOpError([(n.qualified_op, n.name)])
     try:
@@ -258,14 +261,20 @@ def emit_body(ctx: Ctx, graph: Graph, *, fresh_outputs: bool = False) -> list:
 
 
 # --------------------------------------------------------------------------- fused groups
-def lower_fused_group(ctx, n):
-    """A graphopt fused group: its subgraph becomes one Relax function marked Primitive
-    (TVM compiles it as one kernel), called from main. It is built nested in main's
-    builder, so that the kernels emitted inside are named apart from main's; large
+def lower_decomposed(ctx, n):
+    """A named fused op without its own lowering: its reference decomposition, as one
+    kernel (a fused group's function)."""
+    return lower_fused_group(ctx, n, decompose(n))
+
+
+def lower_fused_group(ctx, n, sub: Optional[Graph] = None):
+    """A graphopt fused group: its subgraph (or ``sub``) becomes one Relax function marked
+    Primitive (TVM compiles it as one kernel), called from main. It is built nested in
+    main's builder, so that the kernels emitted inside are named apart from main's; large
     constants inside become parameters passed down from main."""
     from tvm import relax
 
-    sub = n.subgraphs()[0]
+    sub = sub if sub is not None else n.subgraphs()[0]
     sub_ctx = SubCtx(ctx, sub)
     inner_in = [relax.Var(safe_name(v.name), sub_ctx.sinfo(v)) for v in sub.inputs]
     for v, var in zip(sub.inputs, inner_in):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from ...ir import Graph, Node, is_fused_group
+from ...ops import has_decomposition, supported_ops
 
 TARGET_KINDS = ("cpu", "cuda")
 
@@ -22,7 +23,8 @@ TABLE: dict[str, Callable] = {}
 # target kind -> qualified op -> the lowering used on that kind
 TARGET_TABLES: dict[str, dict[str, Callable]] = {k: {} for k in TARGET_KINDS}
 
-# Ops lowered without a table entry: Constant nodes become values, fused groups functions.
+# Ops lowered without a table entry: Constant nodes become values, fused groups functions
+# (and so do named fused ops without an entry, from their reference decomposition).
 BUILT_IN = frozenset({"Constant", "graphopt.FusedGroup"})
 
 
@@ -57,7 +59,7 @@ def lowering_for(node: Node, target_kind: Optional[str] = None) -> Optional[Call
 
 def lowered_ops() -> set[str]:
     """The ops (qualified names) this lowering supports on some target."""
-    ops = set(TABLE) | BUILT_IN
+    ops = set(TABLE) | BUILT_IN | {s.qualified for s in supported_ops() if s.decomposition is not None}
     for t in TARGET_TABLES.values():
         ops |= set(t)
     return ops
@@ -67,4 +69,4 @@ def unsupported_nodes(graph: Graph, target_kind: Optional[str] = None) -> list[t
     """(op, node name) of every node (subgraphs included) that cannot be lowered for
     ``target_kind`` (None: by the generic lowerings)."""
     return [(n.qualified_op, n.name) for n in graph.walk()
-            if not is_fused_group(n) and lowering_for(n, target_kind) is None]
+            if not is_fused_group(n) and not has_decomposition(n) and lowering_for(n, target_kind) is None]

@@ -91,3 +91,13 @@ def test_every_graphopt_op_but_the_group_has_a_decomposition():
     assert {s.op_type for s in ops} >= {"FusedGroup", "RMSNorm"}
     assert all(s.decomposition is not None for s in ops if s.op_type != "FusedGroup")
     assert get_schema("RMSNorm", "graphopt").traits.kind is not None
+
+
+@pytest.mark.parametrize("dt,tol", [(DType.FLOAT32, 1e-5), (DType.FLOAT16, 3e-3)])
+def test_rms_norm_compiles_through_its_decomposition(dt, tol):
+    # No lowering of its own: codegen lowers the decomposition as one kernel.
+    g = _rms_graph(dt, shape=(4, 16), axis=-1)
+    compiled = graphopt.optimize(g, opt_level="O1")
+    rng = np.random.default_rng(2)
+    x, s = rng.standard_normal((4, 16)).astype(dt.numpy), rng.standard_normal(16).astype(dt.numpy)
+    np.testing.assert_allclose(compiled(x, s).astype(np.float64), _exact(x, s, -1, 1e-6), rtol=tol, atol=tol)
