@@ -43,6 +43,11 @@ _u32 = ctypes.c_uint32
 def aligned_empty(shape: tuple, dtype: np.dtype):
     """(numpy array, TVM tensor) sharing one fresh, ALIGN-aligned buffer."""
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not nbytes:  # an empty array: TVM's own, whose strides its layout check accepts
+        import tvm
+
+        tensor = tvm.runtime.empty(shape, dtype.name)
+        return np.from_dlpack(tensor), tensor
     buf = np.empty(nbytes + ALIGN, np.uint8)
     off = -from_dlpack(buf).data_ptr() % ALIGN
     view = buf[off:off + nbytes].view(dtype).reshape(shape)
@@ -81,7 +86,9 @@ def to_tvm(a: np.ndarray, staging: Staging, plain: Optional[bool]):
 
         return tvm.runtime.tensor(native_contiguous(a))
     f = a.flags
-    if f.c_contiguous and f.writeable:  # (numpy's DLPack export refuses read-only arrays)
+    # (numpy's DLPack export refuses read-only arrays; numpy gives an empty array zero
+    # strides, which TVM's compact-layout check refuses)
+    if f.c_contiguous and f.writeable and a.size:
         t = from_dlpack(a)
         if t.data_ptr() % ALIGN == 0:
             return t

@@ -99,9 +99,10 @@ def test_zero_d_and_zero_size_inputs():
         got = m(a)
         assert got.shape == () and got.dtype == np.float32
         np.testing.assert_array_equal(got, _oracle(model, np.asarray(a)))
-    e = _model("Identity", shape=(0, 4))
-    me = graphopt.optimize(e, opt_level=None)
-    assert me(np.zeros((0, 4), np.float32)).shape == (0, 4)
+    for shape in ((0, 4), (3, 0, 4)):  # numpy gives these zero strides, which TVM refuses in place
+        me = graphopt.optimize(_model("Identity", shape=shape), opt_level=None)
+        for _ in range(2):
+            assert me(np.zeros(shape, np.float32)).shape == shape
 
 
 def test_torch_tensors_misaligned_and_strided():

@@ -18,9 +18,9 @@ GAP_OP = "Det"  # taken out of the lowering table, so that fallback="ort" has a 
 
 @pytest.fixture
 def gap(monkeypatch):
-    from graphopt.codegen import lowering
+    from graphopt.codegen.lower.registry import TABLE
 
-    monkeypatch.delitem(lowering._TABLE, GAP_OP)
+    monkeypatch.delitem(TABLE, GAP_OP)
 
 
 def _staged_model():
