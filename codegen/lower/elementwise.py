@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType
-from .helpers import const, dtype_of, rx, scalar, tirx, tvm_dtype
+from .helpers import const, dtype_of, isnan, rx, scalar, tirx, tvm_dtype
 from .registry import register_lowering
 
 
@@ -24,8 +24,13 @@ for _onnx, _rx in [("Abs", "abs"), ("Neg", "negative"), ("Sqrt", "sqrt"), ("Floo
                    ("Sin", "sin"), ("Cos", "cos"), ("Tan", "tan"), ("Asin", "asin"), ("Acos", "acos"),
                    ("Atan", "atan"), ("Sinh", "sinh"), ("Cosh", "cosh"), ("Tanh", "tanh"), ("Asinh", "asinh"),
                    ("Acosh", "acosh"), ("Atanh", "atanh"), ("Erf", "erf"), ("Not", "logical_not"),
-                   ("BitwiseNot", "bitwise_not"), ("IsNaN", "isnan"), ("Relu", "nn.relu")]:
+                   ("BitwiseNot", "bitwise_not"), ("Relu", "nn.relu")]:
     register_lowering(_onnx)(_unary(_rx))
+
+
+@register_lowering("IsNaN")
+def _isnan(ctx, n):
+    return ctx.emit(isnan(ctx.get(n.inputs[0])))
 
 
 @register_lowering("Sign")
@@ -34,7 +39,7 @@ def _sign(ctx, n):
     e = ctx.get(x)
     if not x.type.dtype.is_float:
         return ctx.emit(rx().op.sign(e))
-    return ctx.emit(rx().op.where(rx().op.isnan(e), e, rx().op.sign(e)))  # TVM's sign(NaN) is 0
+    return ctx.emit(rx().op.where(isnan(e), e, rx().op.sign(e)))  # TVM's sign(NaN) is 0
 
 
 @register_lowering("Reciprocal")
@@ -98,9 +103,10 @@ def _mod(ctx, n):
     fmod = ctx.attr(n, "fmod", 0)
     if fmod or n.inputs[0].type.dtype.is_float:
         if n.inputs[0].type.dtype.is_float:
-            from tvm import topi
-
-            return ctx.te(lambda x, y: topi.trunc_mod(x, y), a, b)
+            # C's fmod, x - y * trunc(x / y) (the dividend's sign): TVM 0.27 has no
+            # topi.trunc_mod, and LLVM codegen takes no tirx.fmod
+            R = rx().op
+            return ctx.emit(R.subtract(a, R.multiply(b, R.trunc(R.divide(a, b)))))
         return ctx.emit(rx().op.mod(a, b))
     return ctx.emit(rx().op.floor_mod(a, b))
 

@@ -37,6 +37,14 @@ def dtype_of(v: Value) -> str:
     return tvm_dtype(v.type.dtype)
 
 
+def isnan(e):
+    """relax ``isnan`` of ``e``; a bfloat16 ``e`` is widened first (TVM's isnan takes no
+    bfloat16)."""
+    R = rx().op
+    dt = str(getattr(getattr(e, "ty", None), "dtype", ""))
+    return R.isnan(R.astype(e, "float32") if dt == "bfloat16" else e)
+
+
 def const(v, dt: str):
     """A TIR constant."""
     return tirx().const(v, dt)

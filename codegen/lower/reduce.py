@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .helpers import axis_attr, dtype_of, rx, scalar
+from .helpers import axis_attr, dtype_of, isnan, rx, scalar
 from .registry import register_lowering
 
 
@@ -81,7 +81,7 @@ def float_extremum(ctx, e, kind: str, axes, keep: bool, dt: str):
 
 def _any_nan(ctx, e, axes, keep: bool):
     R = rx().op
-    return ctx.emit(R.equal(R.max(R.astype(R.isnan(e), "int8"), axes, keep), scalar(ctx, 1, "int8")))
+    return ctx.emit(R.equal(R.max(R.astype(isnan(e), "int8"), axes, keep), scalar(ctx, 1, "int8")))
 
 
 def argext(ctx, e, kind: str, axis: int, keep: bool, is_float: bool):
@@ -94,7 +94,7 @@ def argext(ctx, e, kind: str, axis: int, keep: bool, is_float: bool):
     # Nothing beats TVM's initial value (the lowest finite float) in a row of only -inf
     # (argmax) or +inf (argmin): its index stays -1; every element ties, so it is 0.
     i = ctx.emit(R.maximum(i, scalar(ctx, 0, "int64")))
-    nan = ctx.emit(R.astype(R.isnan(e), "int8"))
+    nan = ctx.emit(R.astype(isnan(e), "int8"))
     first_nan = ctx.emit(R.argmax(nan, axis, keep))
     has = ctx.emit(R.equal(R.max(nan, [axis], keep), scalar(ctx, 1, "int8")))
     return ctx.emit(R.where(has, first_nan, i))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, Value
-from .helpers import (axis_attr, dtype_of, i64, relax_dims, runtime_shape, rx, scalar, settle_shape, tirx)
+from .helpers import (axis_attr, dtype_of, i64, relax_dims, runtime_shape, rx, scalar, settle_shape, tirx,
+                      tvm_dtype)
 from .registry import register_lowering
 
 
@@ -30,6 +31,15 @@ def _reshape(ctx, n):
     x = ctx.get(n.inputs[0])
     xd = relax_dims(x)
     allowzero = ctx.attr(n, "allowzero", 0)
+    out = n.outputs[0].type.shape
+    if allowzero and out is not None and 0 in out and all(isinstance(d, int) for d in out):
+        # A literal 0 dim: the result has no elements. Relax's reshape reads a 0 as "copy
+        # the dim" (ONNX's allowzero=0), so the empty tensor is built directly, from the
+        # data (R.zeros would fold to an empty constant, which a VM executable cannot load).
+        from tvm import te
+
+        dt = tvm_dtype(n.outputs[0].type.dtype)
+        return ctx.te(lambda d: te.compute(list(out), lambda *i: tirx().const(0, dt), name="empty"), x)
     s = ctx.const_of(n.inputs[1])
     if s is not None and xd is not None:
         s = [int(v) for v in np.asarray(s).reshape(-1)]

@@ -32,8 +32,8 @@ def _matmul_block(sch):
             a = a.value
         if isinstance(bb, tirx.Cast):
             bb = bb.value
-        if not (hasattr(a, "indices") and hasattr(bb, "indices")):
-            continue
+        if not (hasattr(a, "indices") and hasattr(bb, "indices")) or len(a.indices) < 2 or len(bb.indices) < 2:
+            continue  # a vector operand (MatMul of a 1-D input): not this rule's shape
         vi, vj, vk = (iv.var for iv in blk.iter_vars[-3:])
         if not (a.indices[-1].same_as(vk) and a.indices[-2].same_as(vi) and bb.indices[-1].same_as(vj)
                 and bb.indices[-2].same_as(vk)):
