@@ -33,12 +33,11 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
+from graphopt.ops import get_schema
 from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 from graphopt.rewrite import erase_dead
-from graphopt.testing.oracle import evaluate_model
+from graphopt.frontend.reference import evaluate_model
 
-NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial",
-              "Dropout"}
 RULE = "fold-constants.fold"
 
 
@@ -146,7 +145,10 @@ class FoldConstants(Pass):
     def _refuse(self, node: Node) -> Optional[str]:
         if node.domain:
             return f"op {node.qualified_op} is not a standard ONNX op"
-        if node.op_type in NEVER_FOLD:
+        schema = get_schema(node.op_type, node.domain)
+        if schema is None:  # the random ops among them: graphopt imports none of them
+            return f"op {node.op_type} is not in the registry"
+        if not schema.traits.deterministic:  # the registry's trait
             return f"{node.op_type} is not deterministic" if node.op_type != "Dropout" else "Dropout is left to simplify"
         if node.subgraphs():
             return "the node holds subgraphs"
