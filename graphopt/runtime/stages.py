@@ -11,7 +11,7 @@ import numpy as np
 from ..codegen.target import as_target
 from ..errors import GraphoptError
 from .inputs import native_contiguous
-from .tensors import ALIGN, Staging, from_tvm, itemsize, numpy_takes, owned_tensors, to_tvm
+from .tensors import ALIGN, Staging, from_tvm, itemsize, numpy_takes, outputs_of, owned_tensors, to_tvm
 
 
 class TvmStage:
@@ -82,9 +82,7 @@ class TvmStage:
         import tvm
 
         args = [tvm.runtime.tensor(native_contiguous(a), self.dev) for a in arrays]
-        res = self.fn(*args, *self.params)
-        res = [res] if len(self.outputs) == 1 else list(res)
-        return [r.numpy() for r in res]
+        return [r.numpy() for r in outputs_of(self.fn(*args, *self.params))]
 
     def call_dlpack(self, tensors, dtype_names) -> list:
         """The outputs, as TVM tensors the caller owns, for contiguous CPU tensors that
@@ -105,9 +103,7 @@ class TvmStage:
                 args.append(a)
             res = self.fn(*args, *self.params)
             if out_sizes is None:  # (an output's dtype costs a microsecond to read: only here)
-                n = len(self.outputs)
-                outs = [res] if n == 1 else list(res)
-                out_sizes = [itemsize(str(o.dtype)) for o in outs]
+                out_sizes = [itemsize(str(o.dtype)) for o in outputs_of(res)]
             return owned_tensors(res, out_sizes, ranges)
 
     def run(self, env: dict) -> None:

@@ -2,7 +2,7 @@
 memory would be wrong.
 
 Into TVM: a C-contiguous, native-order, writeable array whose data is 64-byte aligned is
-passed in place (DLPack). TVM's kernels may assume that alignment (a misaligned input
+passed in place (DLPack) unless it is small. TVM's kernels may assume that alignment (a misaligned input
 crashed an elementwise kernel here), and most numpy arrays are only 16-byte aligned, so
 everything else is copied into a staging buffer: one per input, allocated once (per
 shape) and reused by every call, so the copy costs a memcpy and no allocation.
@@ -18,12 +18,17 @@ import ctypes
 from typing import Optional
 
 import numpy as np
-from tvm_ffi import from_dlpack
+from tvm_ffi import Tensor, from_dlpack
 
 from .inputs import native_contiguous
 
 ALIGN = 64                    # bytes; what TVM allocates with and its kernels may assume
 STAGING_MAX = 1 << 20         # bytes; a bigger input gets a fresh buffer per call instead
+# bytes; a smaller input is copied into its staging buffer without trying it in place: the
+# copy costs less than the DLPack export and alignment check (most small arrays fail that
+# check anyway), and an empty one must be copied (numpy gives it zero strides, which TVM's
+# compact-layout check refuses)
+COPY_BELOW = 4096
 # References an output of the call holds when nothing else does: the caller's (ours) and
 # the VM's own hold on the value it returned last (an Array's hold on its element, for a
 # tuple of outputs). Anything more (a VM constant in its pool, an output returned twice)
@@ -85,10 +90,11 @@ def to_tvm(a: np.ndarray, staging: Staging, plain: Optional[bool]):
         import tvm
 
         return tvm.runtime.tensor(native_contiguous(a))
+    if a.nbytes <= COPY_BELOW:
+        return staging.copy_in(a)
     f = a.flags
-    # (numpy's DLPack export refuses read-only arrays; numpy gives an empty array zero
-    # strides, which TVM's compact-layout check refuses)
-    if f.c_contiguous and f.writeable and a.size:
+    # (numpy's DLPack export refuses read-only arrays)
+    if f.c_contiguous and f.writeable:
         t = from_dlpack(a)
         if t.data_ptr() % ALIGN == 0:
             return t
@@ -111,12 +117,17 @@ def numpy_takes(dtype_name: Optional[str]) -> Optional[bool]:
     return None if dtype_name is None else dtype_name != "bfloat16"
 
 
+def outputs_of(res) -> list:
+    """A VM call's result as a list: a tensor, or an Array of them (several outputs)."""
+    return [res] if isinstance(res, Tensor) else list(res)
+
+
 def from_tvm(res, viewable: list, ranges: list) -> list[np.ndarray]:
     """A VM call's outputs (a tensor, or an Array of them when there are several) as numpy
     arrays the caller owns. ``viewable``: per output, `numpy_takes` of its dtype;
     ``ranges``: the (start, end) addresses of the call's inputs and parameters, which an
     output must not share (extended here with each output handed over)."""
-    if len(viewable) == 1:
+    if isinstance(res, Tensor):
         return [_owned(res, viewable[0], ranges)]
     return [_owned(t, ok, ranges) for t, ok in zip(list(res), viewable)]
 
@@ -139,7 +150,7 @@ def _owned(t, ok: Optional[bool], ranges: list) -> np.ndarray:
 def owned_tensors(res, itemsizes: list, ranges: list) -> list:
     """A VM call's outputs as TVM tensors the caller owns (for DLPack consumers such as
     torch): a copy of any that is not fresh, as in `from_tvm`. ``itemsizes``: per output."""
-    outs = [res] if len(itemsizes) == 1 else list(res)
+    outs = [res] if isinstance(res, Tensor) else list(res)
     owned = []
     for t, size in zip(outs, itemsizes):
         p = t.data_ptr()

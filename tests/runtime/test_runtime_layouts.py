@@ -10,10 +10,10 @@ import pytest
 from onnx import TensorProto, helper
 
 import graphopt
-from graphopt.runtime.tensors import ALIGN
+from graphopt.runtime.tensors import ALIGN, COPY_BELOW
 
 
-def _model(op="Add", shape=(8, 16)):
+def _model(op="Add", shape=(32, 64)):
     # Identity lowers to an elementwise kernel whose vector loads assume 64-byte aligned
     # data: passed a misaligned array in place, it crashed the process.
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
@@ -44,7 +44,10 @@ def case(request):
 
 
 def _x():
-    return np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+    # big enough to be tried in place (smaller inputs are always copied)
+    x = np.random.default_rng(0).standard_normal((32, 64)).astype(np.float32)
+    assert x.nbytes > COPY_BELOW
+    return x
 
 
 @pytest.mark.parametrize("offset", [0, 4, 16, 32, 48])
@@ -109,8 +112,8 @@ def test_torch_tensors_misaligned_and_strided():
     torch = pytest.importorskip("torch")
     model, m = _model("Add"), None
     m = graphopt.optimize(model, opt_level=None)
-    big = torch.randn(8 * 16 + 3)
-    for t in (big[3:].view(8, 16), torch.randn(16, 8).t(), torch.randn(8, 16)):
+    big = torch.randn(32 * 64 + 3)
+    for t in (big[3:].view(32, 64), torch.randn(64, 32).t(), torch.randn(32, 64)):
         np.testing.assert_array_equal(m(t), _oracle(model, t.numpy()))
         # the DLPack path (graphopt.optimize on an nn.Module calls it): a misaligned view
         # is copied there too
