@@ -102,7 +102,11 @@ class CompiledModel:
         return owned_outputs([env[o] for o in self._output_names], arrays)
 
     def __call__(self, *args, **kwargs):
-        outs = self.run(*args, **kwargs)
+        single = self._single
+        if single is not None:  # (run's path for a one-stage model, one call less)
+            outs = single.call(bind_inputs(self._specs, args, kwargs))
+        else:
+            outs = self.run(*args, **kwargs)
         return outs[0] if len(outs) == 1 else outs
 
     # ---------------------------------------------------------------- artifacts
