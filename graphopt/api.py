@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .codegen.compiler import CompileReport
+from .compiler import CompileReport
 from .runtime import CompiledModel, InputError
 
 
@@ -27,7 +27,7 @@ def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: in
     runs ops graphopt cannot lower on onnxruntime. ``example_inputs`` is accepted for
     torch-style call sites and ignored for ONNX models (their shapes are in the model).
     """
-    from .codegen.compiler import compile_model
+    from .compiler import compile_model
 
     return compile_model(model, target, tune_trials=tune_trials, tune_time=tune_time, fallback=fallback,
                          opt_level=opt_level, cache_dir=cache_dir, progress=progress)

@@ -1,6 +1,7 @@
 """graphopt's import structure, read with the standard library's ``ast`` (nothing is imported):
-no import cycles among graphopt's modules, and no module imports a private (underscore) name
-from a sibling. Every import counts, the ones inside functions too: a function-level import
+no import cycles among graphopt's modules, no module imports a private (underscore) name
+from a sibling, and the layering of shared/DESIGN.md holds (which parts of graphopt, and
+which of onnx, onnxruntime, torch and tvm, each part may import). Every import counts, the ones inside functions too: a function-level import
 is how a cycle hides, not how it goes away. Only ``if TYPE_CHECKING:`` blocks are skipped,
 since they never run.
 
@@ -64,8 +65,9 @@ def _type_checking_blocks(tree: ast.AST) -> set[int]:
     return skip
 
 
-def imports(mods: dict[str, Path]):
-    """Yield (module, imported module, names taken, line) for every import in graphopt."""
+def imports(mods: dict[str, Path], external: bool = False):
+    """Yield (module, imported module, names taken, line) for every import in graphopt of
+    a graphopt module (``external``: of another package, as its top-level name)."""
     for mod, path in mods.items():
         tree = ast.parse(path.read_text(), str(path))
         skip = _type_checking_blocks(tree)
@@ -75,10 +77,16 @@ def imports(mods: dict[str, Path]):
             if isinstance(n, ast.Import):
                 for a in n.names:
                     tgt = _deepest(a.name, mods)
-                    if tgt:
+                    if tgt and not external:
                         yield mod, tgt, [], n.lineno
+                    elif external and not tgt:
+                        yield mod, a.name.split(".")[0], [], n.lineno
             elif isinstance(n, ast.ImportFrom):
                 base = _resolve(mod, path, n)
+                if external:
+                    if n.level == 0 and not _deepest(base, mods):
+                        yield mod, base.split(".")[0], [], n.lineno
+                    continue
                 for a in n.names:
                     if f"{base}.{a.name}" in mods:
                         yield mod, f"{base}.{a.name}", [], n.lineno
@@ -133,6 +141,68 @@ def test_no_private_names_imported_across_modules():
     assert not bad, "\n".join(bad)
 
 
+# DESIGN.md's layering. A module obeys the rule of the longest prefix that names it.
+# Internal: the parts of graphopt a part may not import.
+FORBIDDEN = {
+    "graphopt.ir": {"graphopt"},                 # nothing else of graphopt (see ALLOWED)
+    "graphopt.ops": {"graphopt"},                # the IR only (see ALLOWED)
+    "graphopt.passes": {"graphopt.codegen", "graphopt.testing", "graphopt.runtime", "graphopt.cli", "graphopt.api"},
+    "graphopt.codegen": {"graphopt.passes", "graphopt.pipeline", "graphopt.frontend", "graphopt.testing",
+                         "graphopt.cli", "graphopt.api"},
+    "graphopt.runtime": {"graphopt.passes", "graphopt.pipeline", "graphopt.frontend", "graphopt.testing",
+                         "graphopt.cli", "graphopt.api"},
+}
+# What the rules above let through, each with its reason.
+ALLOWED = {
+    ("graphopt.ir", "graphopt.ir"): "itself",
+    ("graphopt.ir", "graphopt.errors"): "the user-facing error classes (errors imports nothing)",
+    ("graphopt.ir.verifier", "graphopt.ops"): "the verifier checks every node's types against the op registry",
+    ("graphopt.ops", "graphopt.ops"): "itself",
+    ("graphopt.ops", "graphopt.ir"): "what the registry describes",
+    ("graphopt.ops", "graphopt.errors"): "the user-facing error classes",
+}
+# External: which parts of graphopt may import each library (tests, benchmarks and scripts
+# are outside graphopt and free).
+LIBRARIES = {
+    "onnx": ("graphopt.frontend", "graphopt.testing", "graphopt.conformance", "graphopt.bench"),
+    "onnxruntime": ("graphopt.frontend", "graphopt.testing", "graphopt.conformance", "graphopt.bench",
+                    "graphopt.runtime"),
+    "torch": ("graphopt.frontend", "graphopt.testing", "graphopt.bench"),
+    "tvm": ("graphopt.codegen", "graphopt.runtime", "graphopt.bench"),
+    "tvm_ffi": ("graphopt.codegen", "graphopt.runtime"),
+}
+
+
+def _under(mod: str, prefix: str) -> bool:
+    return mod == prefix or mod.startswith(prefix + ".")
+
+
+def _rule_for(mod: str, table) -> str | None:
+    best = [p for p in table if _under(mod, p)]
+    return max(best, key=len) if best else None
+
+
+def layering_violations() -> list[str]:
+    mods = module_files()
+    bad = []
+    for src, dst, _names, line in imports(mods):
+        rule = _rule_for(src, FORBIDDEN)
+        if rule is None or not any(_under(dst, f) for f in FORBIDDEN[rule]):
+            continue
+        if any(_under(src, a) and _under(dst, b) for a, b in ALLOWED):
+            continue
+        bad.append(f"{_shown(mods[src])}:{line}: {src} imports {dst} ({rule} may not)")
+    for src, lib, _names, line in imports(mods, external=True):
+        if lib in LIBRARIES and not any(_under(src, p) for p in LIBRARIES[lib]):
+            bad.append(f"{_shown(mods[src])}:{line}: {src} imports {lib} (only {', '.join(LIBRARIES[lib])} may)")
+    return list(dict.fromkeys(bad))  # one line per import statement
+
+
+def test_layering_of_design_md():
+    bad = layering_violations()
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize("src,expect", [
     ("from .b import f\n", True),
     ("def g():\n    from .b import f\n", True),
@@ -149,3 +219,18 @@ def test_checker_sees_a_cycle(tmp_path, monkeypatch, src, expect):
     monkeypatch.setattr(__import__(__name__, fromlist=["TREES"]), "TREES", {"graphopt": pkg})
     assert bool(cycles(import_graph())) is expect
     assert [p.split(" ", 1)[1] for p in private_imports()] == ["imports _hidden from graphopt.a"]
+
+
+def test_layering_checker_finds_what_design_md_forbids(tmp_path, monkeypatch):
+    pkg = tmp_path / "graphopt"
+    (pkg / "ir").mkdir(parents=True)
+    (pkg / "ops").mkdir()
+    for f in ("__init__.py", "errors.py", "ir/__init__.py", "ops/__init__.py", "ops/registry.py"):
+        (pkg / f).write_text("")
+    (pkg / "ir" / "graph.py").write_text("import onnx\nfrom .. import errors\n\ndef f():\n    from ..ops import registry\n")
+    (pkg / "ir" / "verifier.py").write_text("from ..ops import registry\n")
+    monkeypatch.setattr(__import__(__name__, fromlist=["TREES"]), "TREES", {"graphopt": pkg})
+    bad = [b.split(": ", 1)[1] for b in layering_violations()]
+    assert bad == ["graphopt.ir.graph imports graphopt.ops.registry (graphopt.ir may not)",
+                   "graphopt.ir.graph imports onnx (only graphopt.frontend, graphopt.testing, graphopt.conformance, "
+                   "graphopt.bench may)"]

@@ -71,7 +71,7 @@ class CompiledModule:
 def optimize_module(model, example_inputs, target: str = "cpu", *, dynamic_shapes=None,
                     kwargs: Optional[dict] = None, **compile_options) -> CompiledModule:
     """Trace ``model`` on ``example_inputs`` and compile it for ``target``."""
-    from ..codegen.compiler import compile_model
+    from ..compiler import compile_model
 
     traced = trace_module(model, example_inputs, dynamic_shapes, kwargs=kwargs)
     compiled = compile_model(traced.graph, target=target, **compile_options)

@@ -14,7 +14,7 @@ from .load import load_stages
 from .stages import TvmStage
 
 if TYPE_CHECKING:
-    from ..codegen.compiler import CompileReport
+    from ..compiler import CompileReport
 
 
 class CompiledModel:

@@ -30,7 +30,7 @@ def compile_graph(graph, target: str = "cpu", **kw):
     its lowering is well-formed Relax (TVM's builds accept some ill-formed modules)."""
     from tvm import relax
 
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     relax.analysis.well_formed(lower_prepared(graph).mod)  # raises
     return compile_model(graph, target, opt_level=None, **kw)

@@ -58,7 +58,7 @@ def _inputs():
 
 
 def test_without_fallback_lists_every_unsupported_node():
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     graph, op = _model(two_regions=True)
     with pytest.raises(UnsupportedOpError) as ei:
@@ -80,7 +80,8 @@ def test_partition_orders_stages():
 
 @pytest.mark.parametrize("two_regions", [False, True])
 def test_fallback_matches_oracle_and_survives_save_load(tmp_path, two_regions):
-    from graphopt.codegen.compiler import CompiledModel, compile_model
+    from graphopt.compiler import compile_model
+    from graphopt.runtime import CompiledModel
     from graphopt.testing import assert_close, run_reference
 
     graph, _ = _model(two_regions)
@@ -130,7 +131,7 @@ def test_fallback_lowers_once(monkeypatch):
     # lowering is found without lowering anything: each TVM stage is then lowered once,
     # from its IR graph (no ONNX round trip).
     from graphopt.codegen import lower as lower_pkg
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
     from graphopt.frontend import onnx_import
 
     import graphopt
@@ -152,7 +153,7 @@ def test_fallback_lowers_once(monkeypatch):
 
 
 def test_fallback_without_unsupported_ops_is_one_tvm_stage():
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     import graphopt
 
@@ -183,7 +184,7 @@ def _refused_model():
 
 
 def test_refused_nodes_are_listed_at_once_and_fall_back():
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
     from graphopt.codegen.lower import LoweringRefusedError
     from graphopt.testing import assert_close, run_reference
 
@@ -203,7 +204,7 @@ def test_refused_nodes_are_listed_at_once_and_fall_back():
 @pytest.fixture(scope="module")
 def staged_art(tmp_path_factory):
     from graphopt.codegen.lower.registry import TABLE
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delitem(TABLE, GAP_OP)
@@ -223,7 +224,7 @@ def test_tampered_staged_artifact_gives_one_line(staged_art, tmp_path, how, caps
 
     from graphopt.cli import main
     from graphopt.codegen import artifact
-    from graphopt.codegen.compiler import CompiledModel
+    from graphopt.runtime import CompiledModel
 
     art = tmp_path / "art"
     shutil.copytree(staged_art, art)

@@ -488,7 +488,7 @@ def test_slice_with_runtime_indices():
     """starts/ends/axes/steps given as graph inputs (dynamic_strided_slice): negative and
     out-of-range indices, negative steps, negative axes, omitted axes and steps; one build,
     several index sets."""
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     x = rand(5, 6, 4)
     g = make_graph([N("Slice", ["x", "st", "en", "ax", "sp"], ["y"]), N("Slice", ["x", "st", "en"], ["z"])],
@@ -505,7 +505,7 @@ def test_slice_with_runtime_indices():
 def test_range_with_runtime_bounds():
     """Range whose start/limit/delta are graph inputs: the length is bound at run time
     (empty, negative delta, fractional float steps), one build for all."""
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     for dt in (np.float32, np.int64):
         args = {"a": np.array(1, dt), "b": np.array(7, dt), "d": np.array(2, dt)}
@@ -531,7 +531,7 @@ def test_layer_norm_mean_and_inv_std_dev_outputs():
 def test_reshape_expand_constant_of_shape_with_runtime_shapes():
     """Shape inputs computed at run time (graph inputs here): 0 copies a dim, -1 infers
     one, Expand broadcasts both ways; one build for several shapes."""
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     x, e = rand(2, 3, 4), rand(3, 1)
     feeds = {"x": x, "s": np.array([0, -1], np.int64), "e": e, "t": np.array([2, 1, 5], np.int64),

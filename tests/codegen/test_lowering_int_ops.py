@@ -3,7 +3,7 @@ and Hardmax (first maximum wins), against the oracle."""
 
 import numpy as np
 
-from graphopt.codegen.compiler import compile_model
+from graphopt.compiler import compile_model
 from graphopt.ir import DType, Graph, TensorData, TensorType
 from graphopt.ops import build
 from graphopt.testing import run_reference

@@ -218,7 +218,8 @@ def _nvcc() -> str | None:
 def test_cuda_cross_compile_without_a_gpu(tmp_path, what):
     """cuda:sm_90 builds (dlight's schedules, nvcc) on a machine without a GPU; the model
     saves, keeps its parameters, and refuses to run where no GPU is visible."""
-    from graphopt.codegen.compiler import CompiledModel, compile_model
+    from graphopt.compiler import compile_model
+    from graphopt.runtime import CompiledModel
     from graphopt.codegen.target import cuda_available
     from graphopt.testing.models import light_model_path
 

@@ -37,7 +37,7 @@ def _compile_without_tuning(graph, cache, **kw):
     """compile_model with MetaSchedule's builder and runner made to fail the test: nothing
     may be tuned (the database must answer)."""
     from graphopt.codegen import tuning
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     def no(target_name):
         raise AssertionError("a compile that should reuse the database started tuning")
@@ -52,7 +52,7 @@ def _compile_without_tuning(graph, cache, **kw):
 
 
 def test_tune_writes_database_and_second_compile_reuses_it(tmp_path):
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
     from graphopt.codegen.tuning import RECORDS, TASKS, WORKLOADS, database_dir
 
     graph = _matmul_graph()
@@ -91,7 +91,7 @@ def test_failing_candidates_do_not_fail_the_compile(tmp_path, monkeypatch):
     from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
 
     from graphopt.codegen import tuning
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
 
     @derived_object
     class Failing(PyBuilder):
@@ -136,7 +136,7 @@ def test_torn_database_lines_are_repaired(tmp_path):
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     """A real database: the 64x64 matmul tuned for 4 trials."""
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
     from graphopt.codegen.tuning import database_dir
 
     cache = tmp_path_factory.mktemp("tuned")
@@ -195,7 +195,7 @@ DAMAGES = ["torn-last-record", "binary-garbage", "record-of-wrong-shape", "unkno
 @pytest.mark.parametrize("how", DAMAGES)
 @pytest.mark.parametrize("budget", [0, 4])
 def test_damaged_database_is_set_aside_and_the_compile_proceeds(tuned, tmp_path, how, budget, capfd):
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
     from graphopt.codegen.tuning import RECORDS, open_json_database
 
     cache, folder = _copy_db(tuned, tmp_path)
@@ -247,7 +247,7 @@ import sys
 sys.path.insert(0, sys.argv[2])
 from test_tuning import _matmul_graph
 from graphopt.codegen import tuning
-from graphopt.codegen.compiler import compile_model
+from graphopt.compiler import compile_model
 tuning.TRIALS_PER_ITER = 2  # small batches: records land early and often
 compile_model(_matmul_graph(), opt_level=None, tune_trials=16, cache_dir=sys.argv[1])
 """
@@ -255,7 +255,7 @@ compile_model(_matmul_graph(), opt_level=None, tune_trials=16, cache_dir=sys.arg
 
 @pytest.mark.slow  # minutes on a shared 2-core machine; the torn-file cases above run by default
 def test_kill_9_during_tuning_leaves_a_database_the_next_compile_reads(tmp_path):
-    from graphopt.codegen.compiler import compile_model
+    from graphopt.compiler import compile_model
     from graphopt.codegen.tuning import RECORDS, database_dir, open_json_database
 
     cache = tmp_path / "cache"

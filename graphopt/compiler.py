@@ -1,5 +1,9 @@
-"""Model -> CompiledModel: import, graphopt's passes (when the pipeline exists), lowering,
-optional tuning, build. The CompiledModel that runs the result is graphopt.runtime's."""
+"""Model -> CompiledModel, the compile's driver: import (`frontend`), the one pipeline before
+lowering (`pipeline.lowering_pipeline`), then the back end (`codegen.backend`: lower,
+tune, build), once, or once per TVM stage with ``fallback="ort"`` (`codegen.fallback`
+cuts the stages; onnxruntime regions are exported here). The CompiledModel that runs the
+result is graphopt.runtime's. It sits above codegen, which imports neither the frontend
+nor the pipeline."""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..errors import GraphoptError
-from ..ir import DType, Graph
-from ..runtime import CompiledModel, InputError  # noqa: F401  (InputError: re-exported for old imports)
-from ..runtime.stages import OrtStage, TvmStage
+from .errors import GraphoptError
+from .ir import DType, Graph
+from .runtime import CompiledModel
+from .runtime.stages import OrtStage, TvmStage
 
 
 @dataclass
@@ -51,7 +55,7 @@ class CompileReport:
         """Per task: default ms, tuned ms, trials, whether the tuned kernel is used."""
         if not self.tuning:
             return ""
-        from .tuning import format_tasks
+        from .codegen.tuning import format_tasks
 
         return format_tasks(self.tuning, top)
 
@@ -63,10 +67,10 @@ def _io_spec(values) -> list[dict]:
 
 def to_graph(model) -> tuple[Graph, str]:
     """A graph from a path, bytes, an onnx.ModelProto or a Graph; and a content digest."""
-    from ..frontend.onnx_import import import_onnx, load_model
+    from .frontend.onnx_import import import_onnx, load_model
 
     if isinstance(model, Graph):
-        from ..frontend.onnx_export import export_onnx
+        from .frontend.onnx_export import export_onnx
 
         return model, hashlib.sha256(export_onnx(model).SerializeToString()).hexdigest()[:16]
     proto, _ = load_model(model)
@@ -79,7 +83,7 @@ def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True) -> tup
     passes, then everything computable from constants folded), in place when the graph is
     ``owned`` (imported here; a caller's Graph is copied first). Returns the graph and how
     many nodes that last folding took away (the report's ``folded``)."""
-    from ..pipeline import clone_graph, lowering_pipeline, run_pipeline
+    from .pipeline import clone_graph, lowering_pipeline, run_pipeline
 
     # A bug in a pass raises InternalError (naming the pass) rather than being papered
     # over by compiling the unoptimized graph: bugs stay bugs.
@@ -91,7 +95,8 @@ def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True) -> tup
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
                   progress: bool = False) -> CompiledModel:
-    from .target import as_target
+    from .codegen.backend import build_graph
+    from .codegen.target import as_target
 
     if fallback not in (None, "none", "ort"):
         raise GraphoptError(f"unknown fallback {fallback!r}; expected 'ort' or none")
@@ -114,22 +119,22 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     }
     bad, lowered = [], None
     if fallback == "ort":
-        from .fallback import plan
+        from .codegen.fallback import plan
 
         t0 = time.perf_counter()
         found = plan(graph, tgt)
         report.lower_s += time.perf_counter() - t0
         bad, lowered = found.fallback, found.lowered
     if not bad:
-        ex, params, nonce, specs = _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir,
+        ex, params, nonce, specs = build_graph(graph, tgt, report, tune_trials, tune_time, cache_dir,
                                                 progress, manifest["inputs"], manifest["outputs"], lowered=lowered)
         manifest["libraries"], manifest["param_specs"] = {"model.so": nonce}, {"params.npz": specs}
         manifest["report"] = _manifest_report(report)
         return CompiledModel(manifest, ex, params, report=report)
 
     # --fallback ort: TVM stages and onnxruntime regions, run in order
-    from .fallback import ORT, partition, unit_graphs
-    from ..frontend.onnx_export import export_onnx
+    from .codegen.fallback import ORT, partition, unit_graphs
+    from .frontend.onnx_export import export_onnx
 
     report.fallback_nodes = [nm for _, nm in bad]
     units = partition(graph, set(report.fallback_nodes))
@@ -145,7 +150,7 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
             specs.append({"kind": "ort", "model": fname, "inputs": u.inputs, "outputs": u.outputs, "nodes": u.nodes})
             continue
         in_names = [v.name for v in u.graph.inputs]
-        ex, params, nonce, pspecs = _compile_tvm(u.graph, tgt, report, tune_trials, tune_time, cache_dir,
+        ex, params, nonce, pspecs = build_graph(u.graph, tgt, report, tune_trials, tune_time, cache_dir,
                                                  progress, in_names, list(u.outputs))
         lib, pf = f"stage{i}.so", f"stage{i}.npz"
         files[lib], files[pf] = ex, list(params)
@@ -162,60 +167,3 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
 def _manifest_report(report: "CompileReport") -> dict:
     return {"kernels": report.kernels, "scheduled": report.scheduled, "folded": report.folded,
             "from_database": report.from_database, "fallback_nodes": report.fallback_nodes}
-
-
-def _stamp_library_id(inputs, outputs, params) -> tuple:
-    """A function that returns the library's id (see `artifact.library_id`), by name, for
-    `build` to add; (those functions, nonce, parameter specs for the manifest)."""
-    import secrets
-
-    from tvm import relax
-
-    from .artifact import LIBRARY_ID_FN, library_id, param_specs
-
-    nonce, specs = secrets.token_hex(8), param_specs(params)
-    fn = relax.Function([], relax.ShapeExpr(library_id(nonce, inputs, outputs, specs)))
-    return {LIBRARY_ID_FN: fn.with_attr("global_symbol", LIBRARY_ID_FN)}, nonce, specs
-
-
-def _compile_tvm(graph, tgt, report, tune_trials, tune_time, cache_dir, progress, sig_inputs, sig_outputs,
-                 lowered=None):
-    """Lower (unless ``lowered`` is the graph's lowering already), (tune,) build one
-    graph; accumulates into ``report``. (executable, params, library nonce, parameter
-    specs); ``sig_*`` are what the manifest records of its inputs and outputs, which the
-    library's id covers."""
-    from .build import BuildStats, build
-    from .lower import lower
-
-    if lowered is None:
-        t0 = time.perf_counter()
-        lowered = lower(graph, target=tgt)
-        report.lower_s += time.perf_counter() - t0
-    database = None
-    if tune_trials or tune_time:
-        from .tuning import tune
-
-        t0 = time.perf_counter()
-        database, info = tune(lowered.mod, tgt, trials=tune_trials, minutes=tune_time, cache_dir=cache_dir,
-                              progress=progress)
-        report.tune_s += time.perf_counter() - t0
-        if report.tuning:  # several TVM stages (fallback): merge
-            for k in ("trials", "failed", "seconds"):
-                report.tuning[k] = report.tuning.get(k, 0) + info.get(k, 0)
-            report.tuning["tasks"] = report.tuning.get("tasks", []) + info.get("tasks", [])
-            report.tuning["reused"] = report.tuning.get("reused", True) and info.get("reused", False)
-        else:
-            report.tuning = info
-    else:
-        from .tuning import existing_database
-
-        database = existing_database(tgt, cache_dir)
-    extra, nonce, specs = _stamp_library_id(sig_inputs, sig_outputs, lowered.params)
-    stats = BuildStats()
-    ex = build(lowered.mod, tgt, database=database, stats=stats, extra=extra)
-    report.build_s += stats.seconds
-    report.kernels += stats.kernels
-    for k, v in stats.scheduled.items():
-        report.scheduled[k] = report.scheduled.get(k, 0) + v
-    report.from_database += stats.from_database
-    return ex, lowered.params, nonce, specs
