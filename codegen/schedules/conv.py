@@ -7,7 +7,8 @@ is inlined into the write-back; (batch, channel block, row) run in parallel."""
 from __future__ import annotations
 
 from ..kernels.tags import BLOCK_KEY, CONV2D
-from .helpers import ACC_REGS, extent, generic_rest, inline_epilogue, largest_divisor, schedule_of, tagged_block
+from .helpers import (ACC_REGS, PAR_MIN_WORK, extent, generic_rest, inline_epilogue, largest_divisor, loop_work,
+                      schedule_of, tagged_block)
 from .registry import register_rule
 
 
@@ -22,6 +23,7 @@ def conv_rule(func, lanes):
     loops = sch.get_loops(blk)
     if len(loops) != 7 or any(extent(sch, lp) is None for lp in loops):
         return None
+    work = loop_work(sch, loops)  # multiply-accumulates
     OW = extent(sch, loops[3])
     vec = max(1, bn // lanes)
     reg_max = max(1, ACC_REGS.get(lanes, 12) // vec)
@@ -38,7 +40,8 @@ def conv_rule(func, lanes):
     sch.reverse_compute_at(cw, owo, preserve_unit_loops=True)
     inline_epilogue(sch, cw)
     par = sch.fuse(n, oco, oh)
-    sch.parallel(par)
+    if work >= PAR_MIN_WORK:
+        sch.parallel(par)
     if bn >= 4:
         sch.vectorize(oci)
     sch.unroll(owi)

@@ -5,7 +5,8 @@ that its packed weights (K x bn) stay in cache across the row blocks."""
 from __future__ import annotations
 
 from ..kernels.tags import BLOCK_KEY, DENSE
-from .helpers import ACC_REGS, extent, generic_rest, inline_epilogue, largest_divisor, schedule_of, tagged_block
+from .helpers import (ACC_REGS, PAR_MIN_WORK, extent, generic_rest, inline_epilogue, largest_divisor, schedule_of,
+                      tagged_block)
 from .registry import register_rule
 
 
@@ -33,7 +34,9 @@ def dense_rule(func, lanes):
     sch.reorder(no, mo, ko, ki, mi, ni)
     sch.reverse_compute_at(cw, mo, preserve_unit_loops=True)
     inline_epilogue(sch, cw)
-    sch.parallel(sch.fuse(no, mo))
+    par = sch.fuse(no, mo)
+    if M * N * K >= PAR_MIN_WORK:
+        sch.parallel(par)
     if bn >= 4:
         sch.vectorize(ni)
     sch.unroll(mi)

@@ -10,6 +10,23 @@ from ..kernels.tags import TAG_KEY
 
 ACC_REGS = {16: 24, 8: 12, 4: 12}  # accumulator vector registers by float32 lanes
 PAR_MIN = 2048  # do not parallelize loops nests smaller than this many iterations
+# ... nor kernels of fewer multiply-accumulates (or window elements) than this: waking the
+# thread pool costs more than such a kernel gains from it (a few microseconds; the shipped
+# tiny CNN's first conv, 55k MACs, ran 3x slower in parallel on 2 cores).
+PAR_MIN_WORK = PAR_MIN * 64
+# ... nor an elementwise or injective block of fewer iterations than this (a copy of 16k
+# floats takes about as long as waking the pool: the tiny CNN's 2.6k-element pad block ran
+# in parallel before, doubling that model's call time at 2 threads).
+PAR_MIN_ELEMENTS = PAR_MIN * 8
+
+
+def loop_work(sch, loops, unknown: int = 64) -> int:
+    """The product of ``loops``' extents (an unknown extent counts as ``unknown``)."""
+    total = 1
+    for lp in loops:
+        e = extent(sch, lp)
+        total *= e if e is not None else unknown
+    return total
 
 
 def tagged_block(sch, tag: str):
@@ -122,7 +139,7 @@ def parallel_vectorize(sch, b, lanes) -> None:
     if len(kinds) != len(loops):
         # loops and block iters do not correspond one to one: parallelize the outermost
         # loop only if the block is purely spatial
-        if all(k == 0 for k in kinds):
+        if all(k == 0 for k in kinds) and loop_work(sch, loops) >= PAR_MIN:
             sch.parallel(loops[0])
         return
     nsp = 0
@@ -149,7 +166,7 @@ def parallel_vectorize(sch, b, lanes) -> None:
             io, ii = sch.split(inner, [None, lanes])  # predicated tail
             spatial = spatial[:-1] + [io]
             sch.vectorize(ii)
-    if total < PAR_MIN:
+    if total < PAR_MIN_ELEMENTS:
         return
     par = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     sch.parallel(par)

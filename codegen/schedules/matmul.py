@@ -3,7 +3,7 @@ the shape of its block."""
 
 from __future__ import annotations
 
-from .helpers import (ACC_REGS, PAR_MIN, extent, generic_rest, inline_epilogue, is_output_block, largest_divisor,
+from .helpers import (ACC_REGS, PAR_MIN_WORK, extent, generic_rest, inline_epilogue, is_output_block, largest_divisor,
                       root_blocks, schedule_of)
 from .registry import register_rule
 
@@ -85,7 +85,7 @@ def matmul_rule(func, lanes):
     for lp in batch:
         work *= extent(sch, lp) or 16
     fused = sch.fuse(*batch, mo, no)
-    if work >= PAR_MIN * 64:
+    if work >= PAR_MIN_WORK:
         sch.parallel(fused)
     if bn >= 4:
         sch.vectorize(ni)

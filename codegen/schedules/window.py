@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .helpers import extent, generic_rest, largest_divisor, region_buffer, root_blocks, schedule_of
+from .helpers import (PAR_MIN_WORK, extent, generic_rest, largest_divisor, loop_work, region_buffer, root_blocks,
+                      schedule_of)
 from .registry import register_rule
 
 
@@ -20,6 +21,7 @@ def window_rule(func, lanes):
         return None
     b = reds[0]
     loops = sch.get_loops(b)
+    work = loop_work(sch, loops)  # outputs times window elements
     kinds = [iv.iter_type for iv in sch.get(b).iter_vars]
     nsp = kinds.count(0)
     if len(kinds) != len(loops) or kinds != [0] * nsp + [2] * (len(kinds) - nsp) or nsp == 0 or nsp == len(kinds):
@@ -45,7 +47,9 @@ def window_rule(func, lanes):
     wo, wi = sch.split(loops[nsp - 1], [None, d if 2 * d >= min(e, lanes) else lanes])
     sch.vectorize(wi)  # the window loops stay inside; the vectorizer keeps them serial
     outer = list(loops[:nsp - 1]) + [wo]
-    sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    if work >= PAR_MIN_WORK:
+        sch.parallel(par)
     generic_rest(sch, func, lanes, exclude={sch.get(b).name_hint})
     return sch.mod["main"]
 
