@@ -6,23 +6,19 @@ is inlined into the write-back; (batch, channel block, row) run in parallel."""
 
 from __future__ import annotations
 
-from ..kernels.tags import BLOCK_KEY, CONV2D
+from ..kernels.tags import CONV2D
 from .helpers import (ACC_REGS, PAR_MIN_WORK, extent, generic_rest, inline_epilogue, largest_divisor, loop_work,
-                      schedule_of, tagged_block)
+                      packed_block, schedule_of)
 from .registry import register_rule
 
 
 @register_rule("conv", order=10)
 def conv_rule(func, lanes):
     sch = schedule_of(func)
-    blk = tagged_block(sch, CONV2D)
-    if blk is None:
+    found = packed_block(sch, CONV2D, 7)
+    if found is None:
         return None
-    name = sch.get(blk).name_hint
-    bn = int(sch.get(blk).annotations[BLOCK_KEY])
-    loops = sch.get_loops(blk)
-    if len(loops) != 7 or any(extent(sch, lp) is None for lp in loops):
-        return None
+    blk, name, bn, loops = found
     work = loop_work(sch, loops)  # multiply-accumulates
     OW = extent(sch, loops[3])
     vec = max(1, bn // lanes)

@@ -4,23 +4,19 @@ that its packed weights (K x bn) stay in cache across the row blocks."""
 
 from __future__ import annotations
 
-from ..kernels.tags import BLOCK_KEY, DENSE
-from .helpers import (ACC_REGS, PAR_MIN_WORK, extent, generic_rest, inline_epilogue, largest_divisor, schedule_of,
-                      tagged_block)
+from ..kernels.tags import DENSE
+from .helpers import (ACC_REGS, PAR_MIN_WORK, extent, generic_rest, inline_epilogue, largest_divisor, packed_block,
+                      schedule_of)
 from .registry import register_rule
 
 
 @register_rule("dense", order=20)
 def dense_rule(func, lanes):
     sch = schedule_of(func)
-    blk = tagged_block(sch, DENSE)
-    if blk is None:
+    found = packed_block(sch, DENSE, 3)
+    if found is None:
         return None
-    name = sch.get(blk).name_hint
-    bn = int(sch.get(blk).annotations[BLOCK_KEY])
-    loops = sch.get_loops(blk)
-    if len(loops) != 3 or any(extent(sch, lp) is None for lp in loops):
-        return None
+    blk, name, bn, loops = found
     M, N, K = (extent(sch, lp) for lp in loops)
     vec = max(1, bn // lanes)
     mr = largest_divisor(M, max(1, min(8, ACC_REGS.get(lanes, 12) // vec)))

@@ -44,6 +44,20 @@ def tagged_block(sch, tag: str):
     return found[0] if len(found) == 1 else None
 
 
+def packed_block(sch, tag: str, rank: int):
+    """(block, its name, its output-channel block, its loops) of graphopt's packed kernel
+    ``tag`` when the function holds one with ``rank`` loops of known extent; else None."""
+    from ..kernels.tags import BLOCK_KEY
+
+    blk = tagged_block(sch, tag)
+    if blk is None:
+        return None
+    loops = sch.get_loops(blk)
+    if len(loops) != rank or any(extent(sch, lp) is None for lp in loops):
+        return None
+    return blk, sch.get(blk).name_hint, int(sch.get(blk).annotations[BLOCK_KEY]), loops
+
+
 def cannot_schedule():
     """TVM's ways of saying a schedule primitive does not apply to this function (a
     ScheduleError, or one of its own checks); anything else a rule raises is a bug."""
