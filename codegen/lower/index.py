@@ -102,6 +102,13 @@ def checked_indices(ctx, ie, data, axis_of=None, first_axis=None, what: str = "i
     return ctx.emit(relax.op.call_pure_packed(_CHECK_FN, ie, f, tvm.ir.StringImm(msg), ty_args=ie.ty))
 
 
+def indices(ctx, idx, x, **where):
+    """Run-time indices ``idx`` into ``x``: negatives wrapped, and checked once per call
+    (`norm_indices_te`, `checked_indices`; ``where``: ``axis_of`` or ``first_axis``)."""
+    data = ctx.get(x)
+    return checked_indices(ctx, norm_indices_te(ctx, ctx.get(idx), data, **where), data, **where)
+
+
 @register_lowering("Gather")
 def _gather(ctx, n):
     x, idx = n.inputs
@@ -116,8 +123,7 @@ def _gather(ctx, n):
                                 f"of range for axis {axis} of size {dim}")
         ie = ctx.array(c, idx.name)
     else:
-        ie = norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
-        ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
+        ie = indices(ctx, idx, x, axis_of=axis)
     return ctx.emit(rx().op.take(ctx.get(x), ie, axis))
 
 
@@ -126,8 +132,7 @@ def _gather_elements(ctx, n):
     x, idx = n.inputs
     r = ctx.rank(x)
     axis = axis_attr(ctx, n, "axis", r, 0)
-    ie = norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
-    ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
+    ie = indices(ctx, idx, x, axis_of=axis)
     return ctx.emit(rx().op.gather_elements(ctx.get(x), ie, axis))
 
 
@@ -135,8 +140,7 @@ def _gather_elements(ctx, n):
 def _gather_nd(ctx, n):
     x, idx = n.inputs
     b = ctx.attr(n, "batch_dims", 0)
-    ie = norm_indices_te(ctx, ctx.get(idx), ctx.get(x), first_axis=b)
-    ie = checked_indices(ctx, ie, ctx.get(x), first_axis=b)
+    ie = indices(ctx, idx, x, first_axis=b)
     return ctx.emit(rx().op.gather_nd(ctx.get(x), ie, b))
 
 
@@ -149,8 +153,7 @@ def _scatter_nd(ctx, n):
     red = ctx.attr(n, "reduction", "none")
     if red not in _RED:
         raise ctx.fail(f"ScatterND reduction {red!r} is not supported")
-    ie = norm_indices_te(ctx, ctx.get(idx), ctx.get(x), first_axis=0)
-    ie = checked_indices(ctx, ie, ctx.get(x), first_axis=0)
+    ie = indices(ctx, idx, x, first_axis=0)
     return ctx.emit(rx().op.scatter_nd(ctx.get(x), ie, ctx.get(upd), _RED[red]))
 
 
@@ -162,8 +165,7 @@ def _scatter_elements(ctx, n):
     red = ctx.attr(n, "reduction", "none")
     if red not in _RED:
         raise ctx.fail(f"ScatterElements reduction {red!r} is not supported")
-    ie = norm_indices_te(ctx, ctx.get(idx), ctx.get(x), axis_of=axis)
-    ie = checked_indices(ctx, ie, ctx.get(x), axis_of=axis)
+    ie = indices(ctx, idx, x, axis_of=axis)
     return ctx.emit(rx().op.scatter_elements(ctx.get(x), ie, ctx.get(upd), axis, _RED[red]))
 
 

@@ -41,24 +41,31 @@ def _qparam(ctx, n, i, x_rank, axis, block, x_shape, to_dtype: Optional[str] = N
     return ctx.emit(R.reshape(e, [-1] + [1] * (x_rank - 1 - axis)))
 
 
-@register_lowering("QuantizeLinear")
-def _quantize(ctx, n):
+def _qparams(ctx, n):
+    """``param(i, dtype)``: input ``i`` (scale or zero point) of a (De)QuantizeLinear node,
+    shaped to broadcast against the data (per tensor, per axis or per block)."""
     x = n.inputs[0]
     r = ctx.rank(x)
     axis = axis_attr(ctx, n, "axis", r, 1) if r else 0
-    block = ctx.attr(n, "block_size", 0)
+    block, xs = ctx.attr(n, "block_size", 0), list(x.type.shape)
+    return lambda i, dt: _qparam(ctx, n, i, r, axis, block, xs, dt)
+
+
+@register_lowering("QuantizeLinear")
+def _quantize(ctx, n):
+    x = n.inputs[0]
     odt = dtype_of(n.outputs[0])
     if odt not in _QRANGE:
         raise ctx.fail(f"QuantizeLinear to {odt} is not supported")
     R = rx().op
-    xs = list(x.type.shape)
+    param = _qparams(ctx, n)
     xe = ctx.get(x)
     if dtype_of(x) != "float32":
         xe = ctx.emit(R.astype(xe, "float32"))
-    sc = _qparam(ctx, n, 1, r, axis, block, xs, "float32")
+    sc = param(1, "float32")
     y = ctx.emit(R.round(ctx.emit(R.divide(xe, sc))))
     if present(n, 2):
-        zp = _qparam(ctx, n, 2, r, axis, block, xs, "float32")
+        zp = param(2, "float32")
         y = ctx.emit(R.add(y, zp))
     lo, hi = _QRANGE[odt]
     y = ctx.emit(R.clip(y, lo, hi))
@@ -68,20 +75,17 @@ def _quantize(ctx, n):
 @register_lowering("DequantizeLinear")
 def _dequantize(ctx, n):
     x = n.inputs[0]
-    r = ctx.rank(x)
-    axis = axis_attr(ctx, n, "axis", r, 1) if r else 0
-    block = ctx.attr(n, "block_size", 0)
     odt = dtype_of(n.outputs[0])
     R = rx().op
-    xs = list(x.type.shape)
+    param = _qparams(ctx, n)
     if x.type.dtype not in (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32):
         raise ctx.fail(f"DequantizeLinear from {x.type.dtype.short} is not supported")
     xe = ctx.emit(R.astype(ctx.get(x), "int32")) if dtype_of(x) != "int32" else ctx.get(x)
     if present(n, 2):
-        zp = _qparam(ctx, n, 2, r, axis, block, xs, "int32")
+        zp = param(2, "int32")
         xe = ctx.emit(R.subtract(xe, zp))
     xf = ctx.emit(R.astype(xe, "float32"))
-    sc = _qparam(ctx, n, 1, r, axis, block, xs, "float32")
+    sc = param(1, "float32")
     y = ctx.emit(R.multiply(xf, sc))
     if odt != "float32":
         y = ctx.emit(R.astype(y, odt))
