@@ -13,12 +13,12 @@ package without a cycle.
 from .driver import RuleError, apply_rules
 from .explain import ExplainLog
 from .match import Condition, Match, all_of, fail
-from .pattern import Bind, Const, Maybe, Op, Opt, Pattern, Var
+from .pattern import Bind, Const, Maybe, OneOf, Op, Opt, Pattern, Var
 from .replace import erase_dead, replace_node, replace_values, why_not_replace
 from .rule import Replacement, Rewriter, Rule, RuleSet
 
 __all__ = [
-    "Bind", "Condition", "Const", "ExplainLog", "Match", "Maybe", "Op", "Opt", "Pattern", "Replacement", "Rewriter",
+    "Bind", "Condition", "Const", "ExplainLog", "Match", "Maybe", "OneOf", "Op", "Opt", "Pattern", "Replacement", "Rewriter",
     "Rule", "RuleError", "RuleSet", "Var", "all_of", "apply_rules", "erase_dead", "fail",
     "replace_node", "replace_values", "why_not_replace",
 ]

@@ -170,6 +170,48 @@ class Maybe(Pattern):
         return self.inner.depth()
 
 
+class OneOf(Pattern):
+    """Any one of ``alternatives`` (tried in order; every way each fits is yielded): one
+    rule for the spellings of one algebra, as exporters differ. At a rule's root, every
+    alternative must be an `Op` of one op type (the rule's anchor)."""
+
+    def __init__(self, *alternatives: Pattern):
+        if len(alternatives) < 2:
+            raise ValueError("OneOf takes two or more alternatives")
+        self.alternatives = alternatives
+        ops = {(a.domain, a.op_type) for a in alternatives if isinstance(a, Op)}
+        uniform = len(ops) == 1 and all(isinstance(a, Op) for a in alternatives)
+        self.domain, self.op_type = next(iter(ops)) if uniform else (None, None)
+
+    def __repr__(self) -> str:
+        return f"OneOf({', '.join(map(repr, self.alternatives))})"
+
+    def depth(self) -> int:
+        return max(a.depth() for a in self.alternatives)
+
+    def matches(self, v, st, where, why):
+        inner = Why()
+        found = False
+        for a in self.alternatives:
+            for s in a.matches(v, st, where, inner):
+                found = True
+                yield s
+        if not found:
+            why.note(f"none of {len(self.alternatives)} forms fits; the first: {inner.reason}")
+
+    def match_node(self, node: Node, st: State, why: Why) -> Iterator[State]:
+        if self.op_type is None:
+            raise TypeError("a OneOf at a rule's root needs Op alternatives of one op type")
+        inner = Why()
+        found = False
+        for a in self.alternatives:
+            for s in a.match_node(node, st, inner):
+                found = True
+                yield s
+        if not found:
+            why.note(f"none of {len(self.alternatives)} forms fits; the first: {inner.reason}")
+
+
 @dataclass(frozen=True)
 class Bind:
     """In an `Op`'s attributes: bind the attribute's value (schema default applied)."""

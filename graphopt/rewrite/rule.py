@@ -97,6 +97,9 @@ class RuleSet:
 
     def add(self, name: str, algebra: str, pattern: Op, replace: Replacement, *,
             where: Optional[Condition] = None, keep: Sequence[str] = (), shared: bool = False) -> Rule:
+        if getattr(pattern, "op_type", None) is None:
+            raise TypeError(f"rule {self.name}.{name}: the root pattern must be an Op (or a OneOf of Ops of one "
+                            "op type), the node the rule is anchored at")
         r = Rule(f"{self.name}.{name}", algebra, pattern, replace, where, tuple(keep), shared)
         self.rules.append(r)
         return r

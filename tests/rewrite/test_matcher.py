@@ -186,3 +186,37 @@ def test_worklist_cascades_without_rescanning():
     # that rescanned the graph after every change would try the rule at every remaining Neg
     # after each of the four rewrites.
     assert len(calls) <= 2 * 8
+
+
+# --------------------------------------------------------------------------- alternatives: one rule, several spellings
+from graphopt.rewrite import OneOf  # noqa: E402
+
+halves = RuleSet("t")
+# -(x / 2) = -(x * 0.5) = x * -0.5: one algebra, its inner half written with Div or with Mul
+halves.add("neg-half", "-(x/2) or -(x*0.5) -> x*(-0.5)",
+           Op("Neg", OneOf(Op("Div", Var("x"), Const("c", lambda a: None if np.all(a == 2) else "not 2")),
+                           Op("Mul", Var("x"), Const("h", lambda a: None if np.all(a == 0.5) else "not 0.5")))),
+           lambda rw, m: rw.op("Mul", [m.x, rw.const(np.asarray(-0.5, np.float32))]).output)
+ONE_OF = '''graph g(%x: f32[3]) opset("": 21) {
+  const %c: f32[] = dense<[C]>
+  %h: f32[3] = OP(%x, %c) @op
+  %r: f32[3] = Neg(%h) @neg
+  return %r
+}'''
+
+
+@pytest.mark.parametrize("op,c", [("Div", "2.0"), ("Mul", "0.5")])
+def test_one_of_matches_each_spelling(op, c):
+    g, changed, _ = _apply(ONE_OF.replace("OP", op).replace("C", c), halves.rules)
+    assert changed and _ops(g) == ["Mul"] and g.nodes[0].provenance.rule == "t.neg-half"
+
+
+def test_one_of_miss_names_the_forms_and_the_first_reason():
+    g, changed, log = _apply(ONE_OF.replace("OP", "Div").replace("C", "3.0"), halves.rules)
+    assert not changed and _ops(g) == ["Div", "Neg"]
+    assert "neg (Neg): none of 2 forms fits; the first: input 1 of Div 'op' %c: not 2" in log, log
+
+
+def test_one_of_at_the_root_needs_one_op_type():
+    with pytest.raises(TypeError, match="the root pattern must be an Op"):
+        RuleSet("t").add("mixed", "-", OneOf(Op("Div", Var("x")), Op("Mul", Var("x"))), lambda rw, m: None)
