@@ -2,7 +2,7 @@
 configs with random weights, traced with graphopt.trace): the counts onnxruntime's
 transformers optimizer reports for its own fusions (GPT-2 small: 25 LayerNorm, 12 Gelu;
 BERT-base: 25 LayerNorm, 12 Gelu), and the decomposed ops left over (Erf, Tanh, ReduceMean,
-Sqrt, Reciprocal), which would be missed fusions (or ops of their own: BERT's pooler ends in
+Sqrt, Reciprocal, Sigmoid), which would be missed fusions (or ops of their own: BERT's pooler ends in
 a Tanh activation).
 
     .venv/bin/python -m benchmarks.fusion_counts [--models bert,gpt2,llama]
@@ -14,8 +14,8 @@ import argparse
 import sys
 from collections import Counter
 
-FUSED = ("LayerNormalization", "Gelu", "graphopt.RMSNorm")
-LEFT = ("Erf", "Tanh", "ReduceMean", "Sqrt", "Reciprocal", "Pow")
+FUSED = ("LayerNormalization", "Gelu", "graphopt.RMSNorm", "graphopt.SwiGLU", "graphopt.SiLU")
+LEFT = ("Erf", "Tanh", "Sigmoid", "ReduceMean", "Sqrt", "Reciprocal", "Pow")
 
 
 def _llama(seq: int = 16):

@@ -1,5 +1,5 @@
 """Activations: the ones relax lacks written as TE over the input (LeakyRelu, Elu, Selu,
-HardSwish...), Gelu and PRelu."""
+HardSwish...), Gelu and PRelu; graphopt.SiLU and graphopt.SwiGLU."""
 
 from __future__ import annotations
 
@@ -73,3 +73,20 @@ def _prelu(ctx, n):
     x, s = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
     zero = scalar(ctx, 0, dtype_of(n.inputs[0]))
     return ctx.emit(rx().op.where(ctx.emit(rx().op.less(x, zero)), ctx.emit(rx().op.multiply(x, s)), x))
+
+
+# graphopt's named elementwise ops: relax ops in place (not their decomposition as a kernel
+# of its own), so TVM fuses them into the matmul epilogues around them as it did the
+# Sigmoid and Mul they replace.
+@register_lowering("SiLU", domain="graphopt")
+def _silu(ctx, n):
+    R = rx().op
+    x = ctx.get(n.inputs[0])
+    return ctx.emit(R.multiply(x, R.sigmoid(x)))
+
+
+@register_lowering("SwiGLU", domain="graphopt")
+def _swiglu(ctx, n):
+    R = rx().op
+    gate, up = ctx.get(n.inputs[0]), ctx.get(n.inputs[1])
+    return ctx.emit(R.multiply(R.multiply(gate, R.sigmoid(gate)), up))

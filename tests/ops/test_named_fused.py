@@ -101,3 +101,19 @@ def test_rms_norm_compiles_through_its_decomposition(dt, tol):
     rng = np.random.default_rng(2)
     x, s = rng.standard_normal((4, 16)).astype(dt.numpy), rng.standard_normal(16).astype(dt.numpy)
     np.testing.assert_allclose(compiled(x, s).astype(np.float64), _exact(x, s, -1, 1e-6), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("op,n_in", [("SiLU", 1), ("SwiGLU", 2)])
+def test_elementwise_named_ops_round_trip_through_onnx(op, n_in):
+    g = Graph("g", {"": 21, "graphopt": 1})
+    ins = [g.add_input(f"i{k}", TensorType(DType.FLOAT32, (2, 8))) for k in range(n_in)]
+    g.set_outputs([build(g, op, ins, domain="graphopt", name="act").output])
+    verify(g)
+    model = graphopt.export_onnx(g)
+    rng = np.random.default_rng(3)
+    feeds = {f"i{k}": rng.standard_normal((2, 8)).astype(np.float32) for k in range(n_in)}
+    (got,) = evaluate_model(model, feeds)
+    x = feeds["i0"].astype(np.float64)
+    want = x / (1 + np.exp(-x)) * (feeds["i1"] if n_in == 2 else 1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert print_ir(graphopt.import_onnx(model)) == print_ir(g)

@@ -51,9 +51,9 @@ def test_commutative_means_the_operands_swap(op):
     assert np.array_equal(ab, ba) == get_schema(op).traits.commutative, op
 
 
-@pytest.mark.parametrize("op", sorted(s.op_type for s in supported_ops()
-                                      if s.traits.kind is PatternKind.ELEMENTWISE and s.op_type != "Dropout"))
-def test_elementwise_ops_keep_the_shape(op):
+@pytest.mark.parametrize("op,domain", sorted((s.op_type, s.domain) for s in supported_ops()
+                                             if s.traits.kind is PatternKind.ELEMENTWISE and s.op_type != "Dropout"))
+def test_elementwise_ops_keep_the_shape(op, domain):
     g = Graph("g", {"": 21})
     dt = DType.BOOL if op == "Not" else DType.INT32 if op == "BitwiseNot" else DType.FLOAT32
     x = g.add_input("x", TensorType(dt, (2, 3, 5)))
@@ -63,7 +63,7 @@ def test_elementwise_ops_keep_the_shape(op):
 
         attrs = {"to": Attr(AttrKind.INT, TensorProto.FLOAT)}
     inputs = [x, x] if op == "CastLike" else [x]
-    out = infer_types(op, inputs, attrs)
+    out = infer_types(op, inputs, attrs, domain=domain)
     assert out[0].shape == (2, 3, 5)
 
 

@@ -65,7 +65,8 @@ def test_named_pipelines_and_disable():
     with pytest.raises(UnknownPassError, match="not defined yet"):
         build_pipeline("O3")
     o2 = build_pipeline("O2")
-    assert [type(i).__name__ for i in o2] == ["Fixpoint", "FuseConvBN", "FuseGelu", "FuseLayerNorm", "FuseRMSNorm", "Fixpoint"]
+    assert [type(i).__name__ for i in o2] == ["Fixpoint", "FuseConvBN", "FuseGelu", "FuseLayerNorm", "FuseRMSNorm", "FuseSwiGLU",
+                                           "Fixpoint"]
     assert [type(i).__name__ for i in build_pipeline("fixpoint(simplify,dce),cse")] == ["Fixpoint", "CommonSubexpressionElimination"]
 
 
