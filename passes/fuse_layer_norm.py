@@ -22,54 +22,32 @@ from typing import Optional
 
 import numpy as np
 
-from graphopt.ir import DType, Graph
+from graphopt.ir import Graph
 from graphopt.pipeline.base import Pass, PassContext, register_pass
 from graphopt.rewrite import Bind, Const, OneOf, Op, Opt, RuleSet, Var, apply_rules
 
+from .norm_patterns import float_tensor, positive_scalar, reduced_axes, scalar, trailing_axes
+
 rules = RuleSet("fuse-layer-norm")
 
-X = Var("x", lambda v: None if v.type.dtype in (DType.FLOAT32, DType.FLOAT64) and v.type.shape is not None
-        else f"%{v.name} is {v.type.dtype.short}{'' if v.type.shape is not None else ' of unknown rank'}, "
-             "not a float32/float64 tensor of known rank")
-
-
-def _two(a: np.ndarray) -> Optional[str]:
-    return None if a.size == 1 and float(a.reshape(-1)[0]) == 2.0 else "is not 2"
-
-
-def _eps(a: np.ndarray) -> Optional[str]:
-    if a.dtype.kind != "f" or a.size != 1:
-        return "is not a float scalar"
-    v = float(a.reshape(-1)[0])
-    return None if v > 0 else f"is {v:.6g}, not positive"
+X = float_tensor("x")
 
 
 D = Op("Sub", X, Op("ReduceMean", X, Const("axes1"), name="mean1", keepdims=1), name="centered")
-SQRT = Op("Sqrt", Op("Add", Op("ReduceMean", OneOf(Op("Pow", D, Const("two", _two)), Op("Mul", D, D)),
-                                  Const("axes2"), name="mean2", keepdims=1), Const("eps", _eps)))
-
-
-def _axes(m, key: str) -> list:
-    rank = len(m.x.type.shape)
-    return sorted(int(a) % rank for a in m.array(key).reshape(-1))
+SQRT = Op("Sqrt", Op("Add", Op("ReduceMean", OneOf(Op("Pow", D, Const("two", scalar(2.0))), Op("Mul", D, D)),
+                                  Const("axes2"), name="mean2", keepdims=1), Const("eps", positive_scalar)))
 
 
 def _fits(m) -> Optional[str]:
-    rank = len(m.x.type.shape)
-    a1, a2 = _axes(m, "axes1"), _axes(m, "axes2")
-    if not a1 or a1 != list(range(a1[0], rank)):
-        return f"ReduceMean {m.mean1.name!r} reduces axes {a1}, not the last ones of a rank-{rank} input"
+    a1, a2 = reduced_axes(m, "x", "axes1"), reduced_axes(m, "x", "axes2")
     if a2 != a1:
         return f"the two means reduce different axes ({a1} and {a2})"
-    dims = list(m.x.type.shape[a1[0]:])
-    if not all(isinstance(d, int) for d in dims):
-        return f"the normalized dims {dims} are not all known"
-    return None
+    return trailing_axes(m, "x", "axes1", "mean1")
 
 
 def _layer_norm(rw, m):
     rank = len(m.x.type.shape)
-    axis = _axes(m, "axes1")[0]
+    axis = reduced_axes(m, "x", "axes1")[0]
     scale = np.ones(m.x.type.shape[axis:], m.x.type.dtype.numpy)
     eps = float(m.array("eps").reshape(-1)[0])
     return rw.op("LayerNormalization", [m.x, rw.const(scale, hint="ln_scale")], {"axis": axis - rank, "epsilon": eps},

@@ -21,46 +21,22 @@ from typing import Optional
 
 import numpy as np
 
-from graphopt.ir import DType, Graph
+from graphopt.ir import Graph
 from graphopt.ir.function import DOMAIN
 from graphopt.ops.defs.rms_norm import RMS_NORM
 from graphopt.pipeline.base import Pass, PassContext, register_pass
 from graphopt.rewrite import Bind, Const, OneOf, Op, RuleSet, Var, apply_rules
 
+from .norm_patterns import float_tensor, positive_scalar, reduced_axes, scalar, trailing_axes
+
 rules = RuleSet("fuse-rms-norm")
 
-X = Var("x", lambda v: None if v.type.dtype in (DType.FLOAT32, DType.FLOAT64) and v.type.shape is not None
-        else f"%{v.name} is {v.type.dtype.short}{'' if v.type.shape is not None else ' of unknown rank'}, "
-             "not a float32/float64 tensor of known rank")
+X = float_tensor("x")
 
 
-def _exponent_two(a: np.ndarray) -> Optional[str]:
-    return None if a.size == 1 and float(a.reshape(-1)[0]) == 2.0 else "is not 2"
-
-
-def _one(a: np.ndarray) -> Optional[str]:
-    return None if a.size == 1 and float(a.reshape(-1)[0]) == 1.0 else "is not 1"
-
-
-def _eps(a: np.ndarray) -> Optional[str]:
-    if a.dtype.kind != "f" or a.size != 1:
-        return "is not a float scalar"
-    v = float(a.reshape(-1)[0])
-    return None if v > 0 else f"is {v:.6g}, not positive"
-
-
-SQUARE = OneOf(Op("Pow", X, Const("two", _exponent_two)), Op("Mul", X, X))
-MEAN_SQ_EPS = Op("Add", Op("ReduceMean", SQUARE, Const("axes"), name="mean", keepdims=1), Const("eps", _eps))
+SQUARE = OneOf(Op("Pow", X, Const("two", scalar(2.0))), Op("Mul", X, X))
+MEAN_SQ_EPS = Op("Add", Op("ReduceMean", SQUARE, Const("axes"), name="mean", keepdims=1), Const("eps", positive_scalar))
 SQRT = Op("Sqrt", MEAN_SQ_EPS)
-
-
-def _trailing_axes(m) -> Optional[str]:
-    """The reduced axes are the last ones of x (the normalized dims)."""
-    rank = len(m.x.type.shape)
-    axes = sorted(int(a) % rank for a in m.array("axes").reshape(-1))
-    if not axes or axes != list(range(axes[0], rank)):
-        return f"ReduceMean {m.mean.name!r} reduces axes {axes}, not the last ones of a rank-{rank} input"
-    return None
 
 
 def _rms_norm(rw, m, scale: np.ndarray, axis: int):
@@ -72,29 +48,19 @@ def _rms_norm(rw, m, scale: np.ndarray, axis: int):
 
 def _unscaled(rw, m):
     rank = len(m.x.type.shape)
-    axis = min(int(a) % rank for a in m.array("axes").reshape(-1))
-    shape = m.x.type.shape[axis:]
-    if not all(isinstance(d, int) for d in shape):
-        return None  # (the condition below refuses it first)
-    return _rms_norm(rw, m, np.ones(shape, m.x.type.dtype.numpy), axis - rank)
+    axis = reduced_axes(m, "x", "axes")[0]
+    return _rms_norm(rw, m, np.ones(m.x.type.shape[axis:], m.x.type.dtype.numpy), axis - rank)
 
 
-def _static_normalized_dims(m) -> Optional[str]:
-    r = _trailing_axes(m)
-    if r:
-        return r
-    rank = len(m.x.type.shape)
-    axis = min(int(a) % rank for a in m.array("axes").reshape(-1))
-    if not all(isinstance(d, int) for d in m.x.type.shape[axis:]):
-        return f"the normalized dims {list(m.x.type.shape[axis:])} are not all known"
-    return None
+def _fits(m) -> Optional[str]:
+    return trailing_axes(m, "x", "axes", "mean")
 
 
 rules.add("mul-rsqrt", "x * (1 / sqrt(mean(x^2) + eps)) -> RMSNorm(x, 1)",
-          Op("Mul", X, OneOf(Op("Reciprocal", SQRT), Op("Div", Const("one", _one), SQRT)), name="out"),
-          _unscaled, where=_static_normalized_dims)
+          Op("Mul", X, OneOf(Op("Reciprocal", SQRT), Op("Div", Const("one", scalar(1.0)), SQRT)), name="out"),
+          _unscaled, where=_fits)
 rules.add("div-sqrt", "x / sqrt(mean(x^2) + eps) -> RMSNorm(x, 1)",
-          Op("Div", X, SQRT, name="out"), _unscaled, where=_static_normalized_dims)
+          Op("Div", X, SQRT, name="out"), _unscaled, where=_fits)
 
 
 def _scale_fits(m) -> Optional[str]:
