@@ -155,7 +155,9 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
         lib, pf = f"stage{i}.so", f"stage{i}.npz"
         files[lib], files[pf] = ex, list(params)
         manifest["libraries"][lib], manifest["param_specs"][pf] = nonce, pspecs
-        stages.append(TvmStage(ex, params, in_names, u.outputs, tgt))
+        stages.append(TvmStage(ex, params, in_names, u.outputs, tgt,
+                               input_dtypes=[s["dtype"] for s in _io_spec(u.graph.inputs)],
+                               output_dtypes=[s["dtype"] for s in _io_spec(u.graph.outputs)]))
         specs.append({"kind": "tvm", "lib": lib, "params": pf, "inputs": in_names, "outputs": u.outputs,
                       "nodes": u.nodes})
     manifest["stages"] = specs
