@@ -77,8 +77,9 @@ def add_parser(sub) -> None:
     p.add_argument("--dump-full-constants", action="store_true", help="text dumps carry every constant's data")
     p.add_argument("--print-after-all", action="store_true", help="print the IR to stderr after every pass")
     p.add_argument("--bisect-limit", type=int, metavar="N", help="apply at most N rewrites (counted across passes)")
-    p.add_argument("--explain", action="store_true",
-                   help="print, per rule, where it applied and why it did not at candidate sites")
+    p.add_argument("--explain", nargs="?", const=True, default=False, metavar="PATTERN",
+                   help="print, per rule, where it applied and why it did not at candidate sites; with PATTERN, "
+                        "only the rules whose name contains it (e.g. fuse-gelu, rms-norm.scale)")
     p.add_argument("--stats", action="store_true", help="print node and constant counts before and after")
     p.set_defaults(func=run)
 

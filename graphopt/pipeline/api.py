@@ -63,7 +63,7 @@ def run_pipeline(graph: Graph, pipeline: PipelineLike = "O1", *,
                  print_after: Union[None, str, Sequence[str]] = None,
                  print_stream: Optional[TextIO] = None,
                  bisect_limit: Optional[int] = None,
-                 explain: Union[bool, TextIO] = False,
+                 explain: Union[bool, str, TextIO] = False,
                  disable: Iterable[str] = (),
                  options: Optional[Mapping[str, Mapping[str, object]]] = None,
                  instruments: Sequence[Instrument] = (),
@@ -95,9 +95,10 @@ def run_pipeline(graph: Graph, pipeline: PipelineLike = "O1", *,
     pm = PassManager(items, ins, ctx, where=where)
     run.manager = pm
     pm.run(graph)
-    es = _stream(explain, sys.stderr)
+    only = explain if isinstance(explain, str) else None  # a rule-name filter, report on stderr
+    es = _stream(True if only else explain, sys.stderr)
     if es is not None and ctx.explain is not None:
-        es.write("=== explain ===\n" + ctx.explain.format())
+        es.write("=== explain ===\n" + ctx.explain.format(only=only))
     return run
 
 
@@ -109,7 +110,8 @@ def run_passes(graph: Graph, pipeline: PipelineLike = "O1", **instruments) -> Gr
     stream); ``check_numerics`` (with ``inputs`` by name, else random from ``seed``);
     ``dump_ir`` ("after-all", "after-change" or pass names) with ``dump_dir`` and
     ``dump_formats`` (any of "ir", "onnx", "dot"); ``print_after``; ``bisect_limit``;
-    ``explain`` (True: a per-rule report on stderr, or a stream); ``disable`` (pass names);
+    ``explain`` (True: a per-rule report on stderr, or a stream; a string: only the rules
+    whose name contains it, on stderr); ``disable`` (pass names);
     ``options`` ({pass: {option: value}}); ``instruments`` (extra `Instrument` objects).
     """
     return run_pipeline(graph, pipeline, **instruments).graph

@@ -24,8 +24,12 @@ class ExplainLog:
     def failed(self, rule: str, site: str, reason: str) -> None:
         self.misses[rule][site] = reason  # the latest reason at a site wins
 
-    def format(self, max_sites: int = 20) -> str:
+    def format(self, max_sites: int = 20, only: str | None = None) -> str:
+        """The report; ``only``: just the rules whose name contains it (a pass's name, a
+        pattern's: "fuse-gelu", "gelu.tanh")."""
         rules = sorted(set(self.algebra) | set(self.hits) | set(self.misses))
+        if only:
+            rules = [r for r in rules if only in r]
         lines = []
         for r in rules:
             if not self.hits.get(r) and not self.misses.get(r):

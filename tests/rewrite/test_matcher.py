@@ -220,3 +220,14 @@ def test_one_of_miss_names_the_forms_and_the_first_reason():
 def test_one_of_at_the_root_needs_one_op_type():
     with pytest.raises(TypeError, match="the root pattern must be an Op"):
         RuleSet("t").add("mixed", "-", OneOf(Op("Div", Var("x")), Op("Mul", Var("x"))), lambda rw, m: None)
+
+
+def test_explain_narrows_to_one_pattern(capsys):
+    # every Mul is a candidate site of both passes' rules; a string narrows the report
+    g = parse_ir(SQUARE.replace("%A", "%y").replace("%B", "%x"))
+    graphopt.run_passes(g, ["fuse-gelu", "fuse-swiglu"], explain=True)
+    full = capsys.readouterr().err
+    graphopt.run_passes(g, ["fuse-gelu", "fuse-swiglu"], explain="swiglu.silu")
+    narrow = capsys.readouterr().err
+    assert "rule fuse-gelu.tanh" in full and "rule fuse-swiglu.silu" in full
+    assert "rule fuse-swiglu.silu" in narrow and "fuse-gelu" not in narrow and "fuse-swiglu.swiglu" not in narrow
