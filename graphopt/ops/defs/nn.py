@@ -9,7 +9,6 @@ from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape, TensorType
 from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
-from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, merge_dim, norm_axis, same_dtype,
                       tt)
 from ._specs import F, F3, float_attr, int_attr, types

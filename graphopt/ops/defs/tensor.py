@@ -15,7 +15,6 @@ from ...ir import AttrKind
 from ...ir.types import Dim, DType, Shape
 from .. import flops
 from ..registry import REQUIRED, AttrSpec, InferContext, PatternKind, register, set_traits
-from . import _dtypes
 from ._shapes import (broadcast, check_dtype, check_rank, const_ints, fmt_shape, fresh_shape,
                       merge_dim, norm_axes, norm_axis, prod_dims, same_dtype, static_len, tt)
 from ._specs import F, NUM, int_attr
