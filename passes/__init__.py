@@ -1,8 +1,8 @@
 """graphopt's passes, one per module; importing this package registers them all with
 `graphopt.pipeline.register_pass` (installed as ``graphopt.passes``)."""
 
-from . import (cse, dce, fold_constants, fuse_conv_bn, fuse_gelu, fuse_layer_norm, fuse_rms_norm,  # noqa: F401
+from . import (cse, dce, fold_constants, fuse_attention, fuse_conv_bn, fuse_gelu, fuse_layer_norm, fuse_rms_norm,  # noqa: F401
                fuse_swiglu, simplify)
 
-__all__ = ["cse", "dce", "fold_constants", "fuse_conv_bn", "fuse_gelu", "fuse_layer_norm", "fuse_rms_norm", "fuse_swiglu",
-           "simplify"]
+__all__ = ["cse", "dce", "fold_constants", "fuse_attention", "fuse_conv_bn", "fuse_gelu", "fuse_layer_norm", "fuse_rms_norm",
+           "fuse_swiglu", "simplify"]
