@@ -62,16 +62,20 @@ def _label(x) -> str:
 
 
 class Why:
-    """The first reason a search failed (the natural operand order's, as a user reads it)."""
+    """Why a search failed: the reason of the failure that got deepest into the pattern
+    (most nodes matched: with optional nodes, the shallow "not produced by X" of the
+    alternative without the node says less than how the full form failed), the first one
+    among equals (the natural operand order's, as a user reads it)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "depth")
 
     def __init__(self):
         self.reason: Optional[str] = None
+        self.depth = -1
 
-    def note(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
+    def note(self, reason: str, depth: int = 0) -> None:
+        if depth > self.depth:
+            self.reason, self.depth = reason, depth
 
 
 class Pattern:
@@ -95,7 +99,7 @@ class Var(Pattern):
 
     def matches(self, v, st, where, why):
         if v is None:
-            why.note(f"{where} is missing")
+            why.note(f"{where} is missing", len(st.nodes))
             return
         yield from _test_and_bind(self.name, self.pred, v, v, st, where, why)
 
@@ -110,13 +114,13 @@ class Const(Pattern):
 
     def matches(self, v, st, where, why):
         if v is None:
-            why.note(f"{where} is missing")
+            why.note(f"{where} is missing", len(st.nodes))
             return
         if not v.is_constant:
-            why.note(f"{where} %{v.name} is not a constant")
+            why.note(f"{where} %{v.name} is not a constant", len(st.nodes))
             return
         if v.const.is_elided:
-            why.note(f"{where} %{v.name} is an elided constant")
+            why.note(f"{where} %{v.name} is an elided constant", len(st.nodes))
             return
         yield from _test_and_bind(self.name, self.pred, v.const.numpy() if self.pred else None, v, st, where, why)
 
@@ -127,11 +131,11 @@ def _test_and_bind(name, pred, subject, v: Value, st: State, where: str, why: Wh
     if pred is not None:
         r = pred(subject)
         if r:
-            why.note(f"{where} %{v.name}: {r}")
+            why.note(f"{where} %{v.name}: {r}", len(st.nodes))
             return
     st2, r = st.bind(name, v)
     if r:
-        why.note(r)
+        why.note(r, len(st.nodes))
         return
     yield st2
 
@@ -197,7 +201,7 @@ class OneOf(Pattern):
                 found = True
                 yield s
         if not found:
-            why.note(f"none of {len(self.alternatives)} forms fits; the first: {inner.reason}")
+            why.note(f"none of {len(self.alternatives)} forms fits; the closest: {inner.reason}", inner.depth)
 
     def match_node(self, node: Node, st: State, why: Why) -> Iterator[State]:
         if self.op_type is None:
@@ -209,7 +213,7 @@ class OneOf(Pattern):
                 found = True
                 yield s
         if not found:
-            why.note(f"none of {len(self.alternatives)} forms fits; the first: {inner.reason}")
+            why.note(f"none of {len(self.alternatives)} forms fits; the closest: {inner.reason}", inner.depth)
 
 
 @dataclass(frozen=True)
@@ -241,35 +245,35 @@ class Op(Pattern):
 
     def matches(self, v, st, where, why):
         if v is None:
-            why.note(f"{where} is missing")
+            why.note(f"{where} is missing", len(st.nodes))
             return
         p = v.producer
         if p is None:
             kind = "a constant" if v.is_constant else "a graph input"
-            why.note(f"{where} %{v.name} is {kind}, not produced by {self.op_type}")
+            why.note(f"{where} %{v.name} is {kind}, not produced by {self.op_type}", len(st.nodes))
             return
         if p.op_type != self.op_type or p.domain != self.domain:
-            why.note(f"{where} %{v.name} is produced by {p.qualified_op} {p.name!r}, not {self.op_type}")
+            why.note(f"{where} %{v.name} is produced by {p.qualified_op} {p.name!r}, not {self.op_type}", len(st.nodes))
             return
         if p.graph is not st.root.graph:
-            why.note(f"{where} %{v.name} is produced in another graph")
+            why.note(f"{where} %{v.name} is produced in another graph", len(st.nodes))
             return
         yield from self.match_node(p, st, why)
 
     def match_node(self, node: Node, st: State, why: Why) -> Iterator[State]:
         if node.op_type != self.op_type or node.domain != self.domain:
-            why.note(f"node is {node.qualified_op}, not {self.op_type}")
+            why.note(f"node is {node.qualified_op}, not {self.op_type}", len(st.nodes))
             return
         ins = list(node.inputs)
         if not self.rest:
             while len(ins) > len(self.inputs) and ins[-1] is None:
                 ins.pop()
             if len(ins) > len(self.inputs):
-                why.note(f"{node.op_type} {node.name!r} has {len(ins)} inputs, the pattern takes {len(self.inputs)}")
+                why.note(f"{node.op_type} {node.name!r} has {len(ins)} inputs, the pattern takes {len(self.inputs)}", len(st.nodes))
                 return
         st, r = st.with_node(node).bind(self.name, node)
         if r:
-            why.note(r)
+            why.note(r, len(st.nodes))
             return
         orders = [tuple(range(len(self.inputs)))]
         if len(self.inputs) == 2 and len(ins) == 2 and _commutative(node):
@@ -281,17 +285,18 @@ class Op(Pattern):
             for s in self._inputs(node, ins, order, 0, st, w):
                 r = self._attrs(node, s)
                 if isinstance(r, str):
-                    w.note(r)
+                    w.note(r, len(s.nodes))
                     continue
                 found = True
                 yield r
             if not found:
-                reasons.append(w.reason)
+                reasons.append((w.reason, w.depth))
         if len(reasons) == len(orders):
-            if len(reasons) == 2 and reasons[0] != reasons[1]:
-                why.note(f"{reasons[0]} (with the operands swapped: {reasons[1]})")
+            depth = max(d for _, d in reasons)
+            if len(reasons) == 2 and reasons[0][0] != reasons[1][0]:
+                why.note(f"{reasons[0][0]} (with the operands swapped: {reasons[1][0]})", depth)
             elif reasons:
-                why.note(reasons[0])
+                why.note(reasons[0][0], depth)
 
     def _inputs(self, node: Node, ins: list, order: tuple, k: int, st: State, why: Why) -> Iterator[State]:
         if k == len(self.inputs):

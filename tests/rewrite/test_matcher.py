@@ -214,7 +214,7 @@ def test_one_of_matches_each_spelling(op, c):
 def test_one_of_miss_names_the_forms_and_the_first_reason():
     g, changed, log = _apply(ONE_OF.replace("OP", "Div").replace("C", "3.0"), halves.rules)
     assert not changed and _ops(g) == ["Div", "Neg"]
-    assert "neg (Neg): none of 2 forms fits; the first: input 1 of Div 'op' %c: not 2" in log, log
+    assert "neg (Neg): none of 2 forms fits; the closest: input 1 of Div 'op' %c: not 2" in log, log
 
 
 def test_one_of_at_the_root_needs_one_op_type():

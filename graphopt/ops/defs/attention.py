@@ -26,7 +26,7 @@ import numpy as np
 from ...ir import Graph, Node, TensorData, Value
 from ...ir.function import DOMAIN
 from .. import flops
-from ..registry import InferContext, PatternKind, attr_value, build, register, set_decomposition, set_traits
+from ..registry import InferContext, InferError, PatternKind, attr_value, build, register, set_decomposition, set_traits
 from ._shapes import broadcast, check_dtype, check_rank, fmt_shape, is_int, merge_dim, same_dtype, tt
 from ._specs import F, float_attr, int_attr
 
@@ -56,8 +56,11 @@ def infer_attention(ctx: InferContext):
             if len(m) > 4:
                 raise ctx.fail(f"the mask {fmt_shape(m)} has more than 4 dims")
             full = (b, q[1], q[2], k[2])
-            got = broadcast(ctx, [full, m])
-            if any(is_int(g) and is_int(f) and g != f for g, f in zip(got, full)):
+            try:
+                got = broadcast(ctx, [full, m])
+            except InferError:
+                got = None
+            if got is None or any(is_int(g) and is_int(f) and g != f for g, f in zip(got, full)):
                 raise ctx.fail(f"the mask {fmt_shape(m)} does not broadcast to the scores {fmt_shape(full)}")
     return [tt(dt, (b, q[1], q[2], v[3]))]
 
