@@ -11,7 +11,7 @@ pool, norm, resize, quant, vision, control (If/Loop), packed (CPU kernels).
 """
 
 from . import (activations, attention, control, conv, elementwise, index, linalg, norm, packed, pool, quant,  # noqa: F401
-               reduce, resize, shape, vision)
+               reduce, resize, rotary, shape, vision)
 from .driver import Lowered, lower
 from .errors import LoweringError, LoweringRefusedError
 from .index import IndexRangeError
