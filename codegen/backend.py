@@ -59,6 +59,7 @@ def build_graph(graph, tgt, report, tune_trials, tune_time, cache_dir, progress,
     ex = build(lowered.mod, tgt, database=database, stats=stats, extra=extra)
     report.build_s += stats.seconds
     report.kernels += stats.kernels
+    report.kernel_names += stats.kernel_names
     for k, v in stats.scheduled.items():
         report.scheduled[k] = report.scheduled.get(k, 0) + v
     report.from_database += stats.from_database

@@ -73,6 +73,7 @@ class BuildStats:
     kernels: int = 0
     scheduled: dict = field(default_factory=dict)   # rule name -> count
     from_database: int = 0
+    kernel_names: list = field(default_factory=list)  # the built PrimFuncs (the fusion report's kernels)
 
 
 def prepare(mod, target):
@@ -217,7 +218,7 @@ def build(mod, gtarget, database=None, stats: Optional[BuildStats] = None, extra
     """Prepare, schedule and build ``mod``; returns a relax Executable. ``extra``: relax
     functions by name added after preparation (they take part in no legalization or fusion;
     adding them before, LegalizeOps fails on modules with fused groups)."""
-    from tvm import relax
+    from tvm import relax, tirx
 
     stats = stats if stats is not None else BuildStats()
     target = gtarget.tvm
@@ -227,6 +228,7 @@ def build(mod, gtarget, database=None, stats: Optional[BuildStats] = None, extra
         for name, fn in (extra or {}).items():
             mod[name] = fn
         mod = schedule(mod, gtarget, database, stats)
+        stats.kernel_names = [gv.name_hint for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)]
         ex = relax.build(mod, target=target)
     stats.seconds = time.perf_counter() - t0
     return ex

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from .errors import ExportError, GraphoptError, ModelLoadError, UnsupportedOpError
 from .ir import Graph
@@ -44,6 +44,22 @@ def run_passes(graph: Graph, pipeline="O1", **instruments) -> Graph:
     from .pipeline.api import run_passes as _run
 
     return _run(graph, pipeline, **instruments)
+
+
+def fusion_report(graph: Graph, pipeline="O2", *, only: Optional[str] = None, **instruments) -> dict:
+    """Run ``pipeline`` on ``graph`` in place (as `run_passes` does, same instruments) with
+    the explain log on, and return the fusion report: per pattern how many times it applied,
+    the fused nodes with the source nodes they came from, and the near misses with their
+    reasons (JSON-able; see graphopt.pipeline.report). ``only``: just the rules whose name
+    contains it."""
+    import io
+
+    from .pipeline.api import run_pipeline
+    from .pipeline.report import fusion_report as _report
+
+    instruments.setdefault("explain", io.StringIO())  # recorded, not printed
+    run = run_pipeline(graph, pipeline, **instruments)
+    return _report(run.graph, run.ctx, only=only)
 
 
 def trace(model, example_inputs, dynamic_shapes=None, *, kwargs=None) -> Graph:
@@ -92,5 +108,5 @@ def _is_torch_module(model) -> bool:
 
 __all__ = [
     "ExportError", "Graph", "GraphoptError", "ModelLoadError", "ParseError", "UnsupportedOpError",
-    "VerificationError", "export_onnx", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
+    "VerificationError", "export_onnx", "fusion_report", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
 ]

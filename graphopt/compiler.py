@@ -11,7 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TextIO, Union
 
 from .errors import GraphoptError
 from .ir import DType, Graph
@@ -32,6 +32,8 @@ class CompileReport:
     folded: int = 0
     tuning: Optional[dict] = None
     fallback_nodes: list = field(default_factory=list)
+    kernel_names: list = field(default_factory=list)   # the built kernels (PrimFuncs), every stage's
+    fusion: Optional[dict] = None                      # the fusion report, when compile_model was asked for it
 
     def summary(self) -> str:
         parts = [f"target {self.target}", f"{self.kernels} kernels",
@@ -83,18 +85,29 @@ def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True) -> tup
     passes, then everything computable from constants folded), in place when the graph is
     ``owned`` (imported here; a caller's Graph is copied first). Returns the graph and how
     many nodes that last folding took away (the report's ``folded``)."""
+    run, folded = _prepare_run(graph, level, owned)
+    return run.graph, folded
+
+
+def _prepare_run(graph: Graph, level: Optional[str], owned: bool = True, explain=False):
+    """`prepare_graph`'s pipeline run (its context holds what the fusion report reads;
+    ``explain``: run_pipeline's, a sink to record the explain log without printing it)."""
     from .pipeline import clone_graph, lowering_pipeline, run_pipeline
 
     # A bug in a pass raises InternalError (naming the pass) rather than being papered
     # over by compiling the unoptimized graph: bugs stay bugs.
-    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level))
+    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level), explain=explain)
     last = run.records[-1]
-    return run.graph, last.nodes_before - last.nodes_after
+    return run, last.nodes_before - last.nodes_after
 
 
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
-                  progress: bool = False) -> CompiledModel:
+                  progress: bool = False, fusion_report: Union[bool, str] = False,
+                  explain: Union[bool, str, TextIO] = False) -> CompiledModel:
+    """``fusion_report``: True (or a rule-name filter, as ``--explain PATTERN``) to keep
+    the fusion report of the compile in ``report.fusion``, with its kernels; ``explain``:
+    the explain report of the compile's pipeline, as `run_pipeline` prints it."""
     from .codegen.backend import build_graph
     from .codegen.target import as_target
 
@@ -107,7 +120,11 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     graph, digest = to_graph(model)
     report = CompileReport(target=tgt.key)
     t0 = time.perf_counter()
-    graph, report.folded = prepare_graph(graph, opt_level, owned=not isinstance(model, Graph))
+    import io
+
+    run, report.folded = _prepare_run(graph, opt_level, owned=not isinstance(model, Graph),
+                                      explain=explain or (io.StringIO() if fusion_report else False))
+    graph = run.graph
     report.passes_s = time.perf_counter() - t0
     manifest = {
         "inputs": _io_spec(graph.inputs),
@@ -130,6 +147,7 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
                                                 progress, manifest["inputs"], manifest["outputs"], lowered=lowered)
         manifest["libraries"], manifest["param_specs"] = {"model.so": nonce}, {"params.npz": specs}
         manifest["report"] = _manifest_report(report)
+        _fusion(report, manifest, graph, run, fusion_report, tgt)
         return CompiledModel(manifest, ex, params, report=report)
 
     # --fallback ort: TVM stages and onnxruntime regions, run in order
@@ -163,7 +181,31 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     manifest["stages"] = specs
     manifest["fallback_nodes"] = [{"op": op, "node": nm} for op, nm in bad]
     manifest["report"] = _manifest_report(report)
+    _fusion(report, manifest, graph, run, fusion_report, tgt)
     return CompiledModel(manifest, None, [], report=report, stages=stages, files=files)
+
+
+def _fusion(report: CompileReport, manifest: dict, graph: Graph, run, wanted, tgt) -> None:
+    """The fusion report with the built kernels (``wanted``: compile_model's fusion_report)."""
+    if not wanted:
+        return
+    from .codegen.lower.helpers import safe_name
+    from .codegen.lower.registry import lowering_for
+    from .ir import is_fused_group
+    from .ops import has_decomposition
+    from .pipeline.report import add_kernels, fusion_report
+
+    def own_kernel(n) -> Optional[str]:
+        # codegen.lower.driver.lower_fused_group's function name: a fused group, or a named
+        # fused op lowered from its decomposition, is one Primitive function, one kernel
+        if is_fused_group(n) or (has_decomposition(n) and lowering_for(n, tgt.kind) is None):
+            return "fused_" + safe_name(n.name)
+        return None
+
+    # the build's map of kernel calls to graph values, where it records one (every TVM stage's)
+    calls = manifest.get("kernels") or [c for st in manifest.get("stages", ()) for c in st.get("kernels") or ()]
+    report.fusion = fusion_report(graph, run.ctx, only=wanted if isinstance(wanted, str) else None)
+    add_kernels(report.fusion, graph, run.ctx, report.kernel_names, report.tuning, own_kernel, calls)
 
 
 def _manifest_report(report: "CompileReport") -> dict:

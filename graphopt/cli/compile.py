@@ -1,8 +1,12 @@
-"""`graphopt compile MODEL -o OUT`: compile a model into an artifact folder."""
+"""`graphopt compile MODEL -o OUT`: compile a model into an artifact folder; with
+``--report report.json``, the fusion report too (`graphopt.pipeline.report`, with the
+built kernels), written atomically after the artifact."""
 
 from __future__ import annotations
 
 import sys
+
+from .opt import add_report_arg, report_path, write_report
 
 
 def add_parser(sub) -> None:
@@ -24,21 +28,30 @@ def add_parser(sub) -> None:
     p.add_argument("-O", "--opt-level", default="O2", help="graphopt pass pipeline to run first (default O2)")
     p.add_argument("--cache-dir", default=None,
                    help="tuning database folder (default $GRAPHOPT_CACHE_DIR, else ~/.cache/graphopt/tuning)")
+    p.add_argument("--explain", nargs="?", const=True, default=False, metavar="PATTERN",
+                   help="print, per rule of the compile's passes, where it applied and why it did not at candidate "
+                        "sites; with PATTERN, only the rules whose name contains it (and --report narrowed to them)")
+    add_report_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..api import optimize
+    from ..compiler import compile_model
     from ..errors import GraphoptError
 
     if args.tune_trials < 0:
         raise GraphoptError("--tune-trials must be >= 0")
     if args.tune_time is not None and args.tune_time <= 0:
         raise GraphoptError("--tune-time must be > 0 minutes")
-    model = optimize(args.model, target=args.target, tune_trials=args.tune_trials, tune_time=args.tune_time,
-                     fallback=None if args.fallback == "none" else args.fallback, opt_level=args.opt_level,
-                     cache_dir=args.cache_dir, progress=True)
+    report = report_path(args)
+    model = compile_model(args.model, target=args.target, tune_trials=args.tune_trials, tune_time=args.tune_time,
+                          fallback=None if args.fallback == "none" else args.fallback, opt_level=args.opt_level,
+                          cache_dir=args.cache_dir, progress=True,
+                          explain=args.explain,
+                          fusion_report=(args.explain if isinstance(args.explain, str) else True) if report else False)
     out = model.save(args.output)
+    if report is not None:
+        write_report(report, model.report.fusion)
     print(f"wrote {out}: {model.report.summary()}")
     if model.report.tuning:
         print(model.report.tuning_table())

@@ -3,12 +3,15 @@
 No code generation: the result is written as .onnx, or as .ir text (``-o out.ir``); with
 no ``-o`` the text form goes to stdout. Errors are one line naming the pass and the file;
 the output file is written atomically, so a failure never leaves a partial one.
+``--report report.json`` writes the fusion report (`graphopt.pipeline.report`) the same way
+and prints its summary on stderr; ``graphopt compile --report`` shares its helpers here.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 
 def add_pipeline_args(p) -> None:
@@ -43,6 +46,49 @@ def pipeline_from_args(args):
         pname, opt = key.split(".", 1)
         options.setdefault(pname, {})[opt] = val
     return pipeline, options
+
+
+def add_report_arg(p) -> None:
+    p.add_argument("--report", metavar="FILE.json",
+                   help="write the fusion report: per pattern how many times it applied, each fused node with the "
+                        "source nodes it came from, the near misses with their reasons (--explain PATTERN narrows it)")
+
+
+def report_path(args) -> Optional[Path]:
+    """The --report path, checked before any work (a folder, or a missing parent, fails now)."""
+    from ..errors import OutputPathError
+
+    if not getattr(args, "report", None):
+        return None
+    path = Path(args.report)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputPathError(f"{path}: --report is a directory")
+    if not parent.is_dir():
+        raise OutputPathError(f"{path}: cannot write the report: folder {parent} does not exist")
+    return path
+
+
+def explain_arg(args, report: Optional[Path]):
+    """What run_pipeline's ``explain`` gets: --explain as given; for --report alone, a sink
+    (the explain log is recorded, not printed)."""
+    if args.explain or report is None:
+        return args.explain
+    import io
+
+    return io.StringIO()
+
+
+def write_report(path: Path, report: dict) -> None:
+    """The report as JSON, written atomically; its summary on stderr."""
+    import json
+
+    from ..pipeline.report import summary
+    from ..util.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    print(summary(report), file=sys.stderr)
+    print(f"fusion report written to {path}", file=sys.stderr)
 
 
 def load_inputs(path):
@@ -81,6 +127,7 @@ def add_parser(sub) -> None:
                    help="print, per rule, where it applied and why it did not at candidate sites; with PATTERN, "
                         "only the rules whose name contains it (e.g. fuse-gelu, rms-norm.scale)")
     p.add_argument("--stats", action="store_true", help="print node and constant counts before and after")
+    add_report_arg(p)
     p.set_defaults(func=run)
 
 
@@ -106,17 +153,23 @@ def run(args) -> int:
     when = args.dump_ir
     if when and when not in ("after-all", "after-change"):
         when = [w.strip() for w in when.split(",") if w.strip()]
+    report = report_path(args)
     g = load_graph(args.model)
     n0, c0 = sum(1 for _ in g.walk()), len(g.constants)
-    run_pipeline(g, pipeline, verify_each=args.verify_each, time_passes=args.time_passes,
+    run = run_pipeline(g, pipeline, verify_each=args.verify_each, time_passes=args.time_passes,
                  check_numerics=args.check_numerics, inputs=load_inputs(args.inputs), seed=args.seed,
                  dump_ir=when, dump_dir=dump_dir, dump_formats=formats, dump_full_constants=args.dump_full_constants,
                  print_after="after-all" if args.print_after_all else None, bisect_limit=args.bisect_limit,
-                 explain=args.explain, disable=args.disable_pass, options=options, where=str(args.model))
+                 explain=explain_arg(args, report), disable=args.disable_pass, options=options,
+                 where=str(args.model))
     if out is None:
         sys.stdout.write(print_ir(g))
     else:
         save_graph(g, out)
+    if report is not None:
+        from ..pipeline.report import fusion_report
+
+        write_report(report, fusion_report(g, run.ctx, only=args.explain if isinstance(args.explain, str) else None))
     if args.stats or args.time_passes:
         n1 = sum(1 for _ in g.walk())
         print(f"{args.model}: {n0} -> {n1} nodes, {c0} -> {len(g.constants)} constants", file=sys.stderr)

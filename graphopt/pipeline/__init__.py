@@ -15,6 +15,7 @@ from .errors import (NumericsMismatchError, PassError, PassFailedError, PassOpti
                      UnknownPassError)
 from .instruments import CheckNumerics, DumpIR, PrintAfter, TimePasses, VerifyEach
 from .manager import Fixpoint, Instrument, PassManager, PassRecord
+from .report import fusion_report
 from .pipelines import LOWERING_PREP, PIPELINES, build_pipeline, lowering_pipeline, parse_spec, pipeline_names
 from ..rewrite import (Bind, Const, ExplainLog, Match, Maybe, Op, Opt, Rewriter, Rule, RuleError, RuleSet, Var, all_of,
                        apply_rules, fail)
@@ -25,6 +26,6 @@ __all__ = [
     "Match", "Maybe", "NumericsMismatchError", "Op", "Opt", "PIPELINES", "Pass", "PassContext", "PassError", "PassFailedError",
     "PassManager", "PassOptionError", "PassRecord", "PassVerificationError", "PipelineRun", "PrintAfter", "Rewriter",
     "Rule", "RuleError", "RuleSet", "TimePasses", "UnknownPassError", "Var", "VerifyEach", "all_graphs",
-    "all_of", "apply_rules", "bisect", "build_pipeline", "clone_graph", "fail", "get_pass", "parse_spec", "pipeline_names",
+    "all_of", "apply_rules", "bisect", "build_pipeline", "clone_graph", "fail", "fusion_report", "get_pass", "parse_spec", "pipeline_names",
     "register_pass", "registered_passes", "run_passes", "run_pipeline", "unregister_pass",
 ]

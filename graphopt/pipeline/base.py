@@ -40,6 +40,7 @@ class Application:
     rule: str
     nodes: tuple[str, ...]  # the nodes it matched, as "name (Op)"
     detail: str = ""        # what it did, and the matched nodes as text
+    created: tuple[str, ...] = ()  # the names of the nodes it created (provenance across rewrites)
 
     def __str__(self) -> str:
         s = f"application #{self.index}: rule {self.rule} (pass {self.pass_name}, invocation {self.invocation})"
@@ -70,7 +71,8 @@ class PassContext:
     def limit_reached(self) -> bool:
         return self.bisect_limit is not None and self.count >= self.bisect_limit
 
-    def allow(self, rule: str, nodes: Sequence[Node] = (), detail: str | Callable[[], str] = "") -> bool:
+    def allow(self, rule: str, nodes: Sequence[Node] = (), detail: str | Callable[[], str] = "",
+              created: Sequence[Node] = ()) -> bool:
         """Ask to apply one rewrite. False past the bisect limit (the pass must then leave
         the site alone); otherwise counts and records it."""
         if self.limit_reached:
@@ -80,16 +82,18 @@ class PassContext:
         if self.record:
             d = detail() if callable(detail) else detail
             self.applications.append(Application(self.count, self.pass_name, self.invocation, rule,
-                                                 tuple(f"{n.name} ({n.qualified_op})" for n in nodes), d))
+                                                 tuple(f"{n.name} ({n.qualified_op})" for n in nodes), d,
+                                                 tuple(n.name for n in created)))
         return True
 
     def explain_applied(self, rule: str, site: str) -> None:
         if self.explain is not None:
             self.explain.applied(rule, site)
 
-    def explain_failed(self, rule: str, site: str, reason: str | Callable[[], str]) -> None:
+    def explain_failed(self, rule: str, site: str, reason: str | Callable[[], str], near: bool = False) -> None:
+        """``near``: the rule's pattern fitted at the site and a condition refused it."""
         if self.explain is not None:
-            self.explain.failed(rule, site, reason() if callable(reason) else reason)
+            self.explain.failed(rule, site, reason() if callable(reason) else reason, near)
 
 
 class Pass:

@@ -120,11 +120,11 @@ def _check(pairs, node: Node):
 def _try_rule(graph: Graph, ctx, rule: Rule, node: Node, work: _Worklist) -> bool:
     m = rule.match(node)
     if not m:
-        ctx.explain_failed(rule.name, _site(node), m.reason)
+        ctx.explain_failed(rule.name, _site(node), m.reason, near=m.near)
         return False
     if ctx.limit_reached:
         ctx.refused += 1
-        ctx.explain_failed(rule.name, _site(node), "the bisect limit was reached")
+        ctx.explain_failed(rule.name, _site(node), "the bisect limit was reached", near=True)
         return False
     g = node.graph
     before = graph.journal_size
@@ -135,14 +135,14 @@ def _try_rule(graph: Graph, ctx, rule: Rule, node: Node, work: _Worklist) -> boo
     if why:
         if built:
             raise RuleError(f"rule {rule.name} at {_site(node)}: {why}")
-        ctx.explain_failed(rule.name, _site(node), why)
+        ctx.explain_failed(rule.name, _site(node), why, near=True)
         return False
     matched, created = list(m.nodes), list(rw.created)
     news = [new for _, new in pairs]
     ctx.allow(rule.name, matched,
               lambda: "\n".join(format_node(n) for n in matched)
               + "".join("\n  + " + format_node(n) for n in created)
-              + "\n  => " + ", ".join("_" if v is None else f"%{v.name}" for v in news))
+              + "\n  => " + ", ".join("_" if v is None else f"%{v.name}" for v in news), created=created)
     subs = [(old, new) for old, new in pairs if new is not None]
     erased_inputs = [v for n in matched for v in n.inputs if v is not None]
     pending = replace_values(graph, subs)

@@ -1,5 +1,6 @@
 """The explain log: per rule, where it applied and why it did not at candidate sites
-(``graphopt opt --explain``)."""
+(``graphopt opt --explain``; the fusion report, `graphopt.pipeline.report`, reads it
+too)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class ExplainLog:
         self.algebra: dict[str, str] = {}
         self.hits: dict[str, list[str]] = defaultdict(list)
         self.misses: dict[str, dict[str, str]] = defaultdict(dict)
+        # the sites where the pattern fitted and a condition refused (the latest try's say)
+        self.near: dict[str, set[str]] = defaultdict(set)
 
     def describe(self, rule: str, algebra: str) -> None:
         self.algebra.setdefault(rule, algebra)
@@ -21,28 +24,37 @@ class ExplainLog:
         self.hits[rule].append(site)
         self.misses[rule].pop(site, None)
 
-    def failed(self, rule: str, site: str, reason: str) -> None:
+    def failed(self, rule: str, site: str, reason: str, near: bool = False) -> None:
         self.misses[rule][site] = reason  # the latest reason at a site wins
+        if near:
+            self.near[rule].add(site)
+        else:
+            self.near[rule].discard(site)
+
+    def rules(self, only: str | None = None) -> list[str]:
+        """The rules that were tried somewhere, sorted; ``only``: just those whose name
+        contains it (what ``--explain PATTERN`` and the fusion report narrow to)."""
+        rules = sorted(set(self.algebra) | set(self.hits) | set(self.misses))
+        return [r for r in rules if (not only or only in r) and (self.hits.get(r) or self.misses.get(r))]
+
+    def open_misses(self, rule: str) -> dict[str, str]:
+        """{site: reason} where ``rule`` did not apply and never applied later; the unusual
+        reasons first ("is not constant" is what most sites say)."""
+        hit_set = set(self.hits.get(rule, ()))
+        misses = {s: why for s, why in self.misses.get(rule, {}).items() if s not in hit_set}
+        return dict(sorted(misses.items(), key=lambda kv: "is not constant" in kv[1]))
 
     def format(self, max_sites: int = 20, only: str | None = None) -> str:
         """The report; ``only``: just the rules whose name contains it (a pass's name, a
         pattern's: "fuse-gelu", "gelu.tanh")."""
-        rules = sorted(set(self.algebra) | set(self.hits) | set(self.misses))
-        if only:
-            rules = [r for r in rules if only in r]
         lines = []
-        for r in rules:
-            if not self.hits.get(r) and not self.misses.get(r):
-                continue
+        for r in self.rules(only):
             head = f"rule {r}"
             if r in self.algebra:
                 head += f": {self.algebra[r]}"
             lines.append(head)
             hits = self.hits.get(r, [])
-            hit_set = set(hits)
-            misses = {s: why for s, why in self.misses.get(r, {}).items() if s not in hit_set}
-            # the unusual reasons first: "not constant" is what most sites say
-            misses = dict(sorted(misses.items(), key=lambda kv: "is not constant" in kv[1]))
+            misses = self.open_misses(r)
             if hits:
                 shown = ", ".join(hits[:max_sites]) + (f", ... ({len(hits) - max_sites} more)" if len(hits) > max_sites else "")
                 lines.append(f"  applied {len(hits)} time(s): {shown}")

@@ -12,14 +12,17 @@ from ..ir import Node
 
 class Match:
     """Truthy with ``bindings`` (pattern names -> values, nodes or attribute values) and
-    ``nodes`` (every matched node, the root first); falsy with ``reason``."""
+    ``nodes`` (every matched node, the root first); falsy with ``reason``, and ``near``
+    when the pattern's ops did fit and containment or the condition refused the site (a
+    near miss: what the fusion report lists, unlike sites that merely have the root's op)."""
 
-    __slots__ = ("ok", "reason", "bindings", "nodes", "root")
+    __slots__ = ("ok", "reason", "bindings", "nodes", "root", "near")
 
     def __init__(self, ok: bool, reason: str = "", bindings: Optional[dict] = None,
-                 nodes: Optional[list[Node]] = None, root: Optional[Node] = None):
+                 nodes: Optional[list[Node]] = None, root: Optional[Node] = None, near: bool = False):
         self.ok = ok
         self.reason = reason
+        self.near = near
         self.bindings = bindings if bindings is not None else {}
         self.nodes = nodes if nodes is not None else []
         self.root = root
@@ -49,8 +52,8 @@ class Match:
         return f"<Match {sorted(self.bindings)}>" if self.ok else f"<no match: {self.reason}>"
 
 
-def fail(reason: str) -> Match:
-    return Match(False, reason)
+def fail(reason: str, near: bool = False) -> Match:
+    return Match(False, reason, near=near)
 
 
 Condition = Callable[[Match], Optional[str]]

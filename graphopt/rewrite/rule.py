@@ -46,7 +46,7 @@ class Rule:
     def match(self, node: Node) -> Match:
         """The first way the pattern fits at ``node`` that passes containment and the
         condition; else a failed Match with the first reason."""
-        why = Why()
+        why, refused = Why(), None
         for st in self.pattern.match_node(node, State({}, (), node), why):
             m = Match(True, bindings=st.bindings, nodes=list(st.nodes), root=node)
             r = self.contained(m)
@@ -54,7 +54,11 @@ class Rule:
                 r = self.where(m)
             if not r:
                 return m
-            why.note(r)
+            refused = refused or r
+        # where the ops fitted (a near miss), what refused them says more than an operand
+        # order that did not fit
+        if refused:
+            return fail(refused, near=True)
         return fail(why.reason or "the pattern does not match")
 
     def contained(self, m: Match) -> Optional[str]:
