@@ -129,3 +129,12 @@ def test_compiles_with_symbolic_dims(interleaved, rdim):
         feeds = _feeds(shape + (16,), (shape[0], 1, shape[2], rdim or 16))
         np.testing.assert_allclose(compiled(feeds["x"], feeds["cos"], feeds["sin"]),
                                    rope_np(feeds["x"], feeds["cos"], feeds["sin"], interleaved, rdim), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("interleaved", [0, 1])
+def test_float16_compiles_within_its_tolerance(interleaved):
+    from graphopt.testing import assert_close, run_reference
+
+    g = rope_graph(dt=DType.FLOAT16, interleaved=interleaved)
+    feeds = _feeds((1, 4, 8, 16), (1, 1, 8, 16), np.float16)
+    assert_close(run_reference(g, feeds), graphopt.optimize(g, opt_level=None).run(**feeds))

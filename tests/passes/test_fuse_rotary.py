@@ -27,22 +27,24 @@ def _ints(g: Graph, vals) -> object:
     return g.add_constant(g.fresh_name("c"), TensorData.from_numpy(np.array(vals, np.int64)))
 
 
-def _f32(g: Graph, a) -> object:
-    return g.add_constant(g.fresh_name("t"), TensorData.from_numpy(np.asarray(a, np.float32)))
+def _f32(g: Graph, a, dt=np.float32) -> object:
+    return g.add_constant(g.fresh_name("t"), TensorData.from_numpy(np.asarray(a, dt)))
 
 
 def rope_graph(d=16, rdim=0, form="slices", swap_mul=(False, False), swap_add=False, end_max=True, neg_axis=True,
-               tables="input", cs_full=False, cs_h=None, h=4, s=8, halves_swapped=False, cut=None, share=None) -> tuple:
+               tables="input", cs_full=False, cs_h=None, h=4, s=8, halves_swapped=False, cut=None, share=None,
+               dt=np.float32) -> tuple:
     """x * cos + rot(x) * sin over the last axis of x (1, h, s, d), as torch.onnx writes it;
     ``rdim`` > 0: only the first rdim dims rotate (Slice, rotate, Concat the rest back).
     form: "slices" | "split" (rotate_half) | "pairs" (GPT-J). tables: cos/sin as graph
     inputs, constants, or computed from a position input (Cos/Sin of pos * inv_freq, then
-    Unsqueeze). Returns (graph, inputs)."""
+    Unsqueeze; in float32 like HF, then Cast to x's dtype ``dt``). Returns (graph, inputs)."""
     g = Graph("g", {"": 21})
     rng = np.random.default_rng(0)
     w = rdim or d
-    x = g.add_input("x", TensorType(DType.FLOAT32, (1, h, s, d)))
-    feeds = {"x": rng.standard_normal((1, h, s, d)).astype(np.float32)}
+    xdt = DType.from_numpy(np.dtype(dt))
+    x = g.add_input("x", TensorType(xdt, (1, h, s, d)))
+    feeds = {"x": rng.standard_normal((1, h, s, d)).astype(dt)}
     ax = -1 if neg_axis else 3
     end = INT64_MAX if end_max else None
     cs_shape = (1, cs_h or (h if cs_full else 1), s, w)
@@ -52,13 +54,15 @@ def rope_graph(d=16, rdim=0, form="slices", swap_mul=(False, False), swap_add=Fa
         freqs = build(g, "Mul", [pos, _f32(g, 1.0 / 10000 ** (np.arange(0, w, 2) / w))]).output
         emb = build(g, "Concat", [freqs, freqs], {"axis": -1}).output
         cos, sin = (build(g, "Unsqueeze", [build(g, op, [emb]).output, _ints(g, [1])]).output for op in ("Cos", "Sin"))
+        if dt != np.float32:
+            cos, sin = (build(g, "Cast", [v], {"to": xdt.onnx}).output for v in (cos, sin))
     else:
         ang = rng.uniform(-3, 3, cs_shape)
-        arrs = {"cos": np.cos(ang).astype(np.float32), "sin": np.sin(ang).astype(np.float32)}
+        arrs = {"cos": np.cos(ang).astype(dt), "sin": np.sin(ang).astype(dt)}
         if tables == "const":
-            cos, sin = _f32(g, arrs["cos"]), _f32(g, arrs["sin"])
+            cos, sin = _f32(g, arrs["cos"], dt), _f32(g, arrs["sin"], dt)
         else:
-            cos, sin = (g.add_input(k, TensorType(DType.FLOAT32, cs_shape)) for k in ("cos", "sin"))
+            cos, sin = (g.add_input(k, TensorType(xdt, cs_shape)) for k in ("cos", "sin"))
             feeds.update(arrs)
 
     def sl(v, a, b, step=1):
@@ -160,11 +164,11 @@ def test_an_odd_head_dim_is_not_rotate_half():
 @settings(max_examples=min(N_EXAMPLES, 80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["slices", "split", "pairs"]), st.sampled_from([8, 16, 32]), st.sampled_from([0, 2, 4, 6]),
        st.tuples(st.booleans(), st.booleans()), st.booleans(), st.booleans(), st.booleans(),
-       st.sampled_from(["input", "const", "computed"]), st.booleans())
+       st.sampled_from(["input", "const", "computed"]), st.booleans(), st.sampled_from([np.float32, np.float16]))
 def test_every_variant_fuses_and_keeps_the_oracles_numbers(form, d, rdim, swap_mul, swap_add, end_max, neg_axis,
-                                                          tables, cs_full):
+                                                          tables, cs_full, dt):
     g, feeds = rope_graph(d=d, rdim=rdim, form=form, swap_mul=swap_mul, swap_add=swap_add, end_max=end_max,
-                          neg_axis=neg_axis, tables=tables, cs_full=cs_full and tables != "computed")
+                          neg_axis=neg_axis, tables=tables, cs_full=cs_full and tables != "computed", dt=dt)
     run_checked(g, ["fuse-rotary", "dce"], feeds)
     ropes = [n for n in g.nodes if n.qualified_op == "graphopt.RotaryEmbedding"]
     assert len(ropes) == 1 and not any(n.op_type in ("Neg", "Slice", "Split") for n in g.nodes), graphopt.print_ir(g)
