@@ -96,10 +96,10 @@ def is_fused_node(n: Node) -> bool:
             or (n.provenance is not None and is_fusion_rule(n.provenance.rule)))
 
 
-def _fused_entry(n: Node, origins: _Origins) -> dict:
+def _provenance(n: Node, origins: _Origins) -> tuple[list[str], list[str], str]:
+    """`_Origins.origin`, and for a fused group its body's nodes' (named "<group>/<node>")."""
     src, chain, origin = origins.origin(n)
     if is_fused_group(n):
-        # a group's body nodes are named "<group>/<node>": its sources are theirs
         prefix = n.name + "/"
         src = []
         for inner in n.subgraphs()[0].walk():
@@ -108,6 +108,11 @@ def _fused_entry(n: Node, origins: _Origins) -> dict:
             src.extend(s)
             chain = chain + r
         src, chain = _dedupe(src), _dedupe(chain)
+    return src, chain, origin
+
+
+def _fused_entry(n: Node, origins: _Origins) -> dict:
+    src, chain, origin = _provenance(n, origins)
     return {"name": n.name, "op": n.qualified_op,
             "rule": n.provenance.rule if n.provenance is not None else None,
             "rules": chain,
@@ -144,7 +149,8 @@ def fusion_report(graph: Graph, ctx: PassContext, *, only: Optional[str] = None)
     patterns, misses, not_listed = [], [], {}
     for r in sorted(rules):
         open_misses = log.open_misses(r) if log is not None else {}
-        near = {s: why for s, why in open_misses.items() if s in log.near.get(r, ())} if is_fusion_rule(r) else {}
+        near_sites = log.near.get(r, set()) if log is not None and is_fusion_rule(r) else set()
+        near = {s: why for s, why in open_misses.items() if s in near_sites}
         patterns.append({"rule": r, "algebra": log.algebra.get(r) if log is not None else None,
                          "applied": sum(per_rule[r].values()), "passes": dict(per_rule[r]),
                          "not_applied": len(open_misses) if log is not None else None,
@@ -229,7 +235,7 @@ def kernel_entries(graph: Graph, ctx: PassContext, kernel_names: Sequence[str], 
         e: dict = {"name": k, "node": n.name if n is not None else None, "op": n.qualified_op if n is not None else None,
                    "decided_by": "graphopt" if n is not None else "tvm-fuseops", "nodes": nodes,
                    "sources": None if nodes is None else _dedupe(
-                       s for nm in nodes for s in origins.origin(by_name[nm])[0])}
+                       s for nm in nodes for s in _provenance(by_name[nm], origins)[0])}
         t = tasks.get(k)
         e["tuning_key"] = t.get("key") if t else None
         e["tuned_used"] = bool(t.get("used")) if t else None

@@ -5,6 +5,7 @@ JSON file is written atomically (nothing on failure); a compile lists its kernel
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -230,3 +231,31 @@ def test_compile_report_python_and_explain(tmp_path, capsys):
     assert rep["only"] == "layer-norm" and rep["fused_ops"] == {"LayerNormalization": 1}
     assert "rule fuse-layer-norm.div-sqrt" in capsys.readouterr().err
     assert compile_model(model()).report.fusion is None  # only when asked for
+
+
+def test_a_fused_group_names_its_body_nodes_and_kernels_take_the_tuning_key():
+    from graphopt.ir.function import outline
+    from graphopt.pipeline import run_pipeline
+    from graphopt.pipeline.report import add_kernels
+
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", TensorType(DType.FLOAT32, (2, 8)))
+    a = build(g, "Relu", [x], name="relu").output
+    b = build(g, "Exp", [a], name="exp").output
+    g.outputs = [build(g, "Neg", [b], name="neg").output]
+    outline(g, [a.producer, b.producer], name="grp")
+    run = run_pipeline(g, "dce", explain=io.StringIO())
+    rep = graphopt.pipeline.fusion_report(g, run.ctx)
+    grp = _fused(rep, "graphopt.FusedGroup")
+    assert grp["sources"] == ["relu", "exp"] and grp["origin"] == "input"
+    # a compile's kernels: the group's own kernel is the group; the tuned task's key is given by name
+    tuning = {"tasks": [{"name": "fused_grp", "key": "00ab", "used": True}]}
+    calls = [{"kernel": "negative", "outputs": [[{"value": "neg", "node": "neg", "op": "Neg"}]], "inside": []}]
+    add_kernels(rep, g, run.ctx, ["fused_grp", "negative", "other"], tuning,
+                lambda n: "fused_" + n.name if n.op_type == "FusedGroup" else None, calls)
+    k = {e["name"]: e for e in rep["kernels"]}
+    assert k["fused_grp"]["node"] == "grp" and k["fused_grp"]["tuning_key"] == "00ab" and k["fused_grp"]["tuned_used"]
+    assert k["fused_grp"]["sources"] == ["relu", "exp"]
+    assert k["negative"]["nodes"] == ["neg"] and k["negative"]["tuning_key"] is None and "tuning_unknown" in k["negative"]
+    assert k["other"]["nodes"] is None and "kernel_nodes" in rep["unknown"]
+    assert grp["kernel"] == "fused_grp"
