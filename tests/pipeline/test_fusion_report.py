@@ -259,3 +259,24 @@ def test_a_fused_group_names_its_body_nodes_and_kernels_take_the_tuning_key():
     assert k["negative"]["nodes"] == ["neg"] and k["negative"]["tuning_key"] is None and "tuning_unknown" in k["negative"]
     assert k["other"]["nodes"] is None and "kernel_nodes" in rep["unknown"]
     assert grp["kernel"] == "fused_grp"
+
+
+def test_a_compile_with_onnxruntime_regions_lists_every_tvm_stage_kernel(monkeypatch):
+    from graphopt.codegen.lower.registry import TABLE
+    from graphopt.compiler import compile_model
+
+    monkeypatch.delitem(TABLE, "Det")  # an op with no lowering: its node runs on onnxruntime
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", TensorType(DType.FLOAT32, (2, 4, 4)))
+    d = build(g, "Det", [build(g, "Abs", [x], name="abs").output], name="det").output
+    g.outputs = [build(g, "Neg", [build(g, "Exp", [d], name="exp").output], name="neg").output]
+    cm = compile_model(g, fallback="ort", fusion_report=True)
+    rep = cm.report.fusion
+    assert cm.report.fallback_nodes == ["det"]
+    assert len(rep["kernels"]) == cm.report.kernels >= 2  # one stage before Det, one after
+    for k in rep["kernels"]:
+        assert k["nodes"] is None or set(k["nodes"]) <= {"abs", "exp", "neg"}, k
+    xs = np.random.default_rng(2).standard_normal((2, 4, 4)).astype(np.float32)
+    got = cm(xs)
+    np.testing.assert_allclose(got[0] if isinstance(got, (list, tuple)) else got,
+                               -np.exp(np.linalg.det(np.abs(xs))), rtol=1e-4)  # the stages still compute it
