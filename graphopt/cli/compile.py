@@ -51,7 +51,7 @@ def run(args) -> int:
                           fusion_report=(args.explain if isinstance(args.explain, str) else True) if report else False)
     out = model.save(args.output)
     if report is not None:
-        write_report(report, model.report.fusion)
+        write_report(report, model.report.fusion, str(args.model))
     print(f"wrote {out}: {model.report.summary()}")
     if model.report.tuning:
         print(model.report.tuning_table())

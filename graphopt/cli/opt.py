@@ -79,14 +79,15 @@ def explain_arg(args, report: Optional[Path]):
     return io.StringIO()
 
 
-def write_report(path: Path, report: dict) -> None:
-    """The report as JSON, written atomically; its summary on stderr."""
+def write_report(path: Path, report: dict, model: str) -> None:
+    """The report (of ``model``, the path given) as JSON, written atomically; its summary
+    on stderr."""
     import json
 
     from ..pipeline.report import summary
     from ..util.files import atomic_write_text
 
-    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(path, json.dumps({"model": model, **report}, indent=1) + "\n")
     print(summary(report), file=sys.stderr)
     print(f"fusion report written to {path}", file=sys.stderr)
 
@@ -169,7 +170,8 @@ def run(args) -> int:
     if report is not None:
         from ..pipeline.report import fusion_report
 
-        write_report(report, fusion_report(g, run.ctx, only=args.explain if isinstance(args.explain, str) else None))
+        write_report(report, fusion_report(g, run.ctx, only=args.explain if isinstance(args.explain, str) else None),
+                     str(args.model))
     if args.stats or args.time_passes:
         n1 = sum(1 for _ in g.walk())
         print(f"{args.model}: {n0} -> {n1} nodes, {c0} -> {len(g.constants)} constants", file=sys.stderr)

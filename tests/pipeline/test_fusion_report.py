@@ -160,6 +160,7 @@ def test_opt_report_writes_the_json_and_a_summary(model_file, tmp_path, capsys):
     err = capsys.readouterr().err
     rep = json.loads(rpath.read_text())
     assert rep["format"] == "graphopt.fusion-report/1" and rep["fused_ops"]["LayerNormalization"] == 1
+    assert rep["model"] == str(model_file)
     assert set(_fused(rep, "LayerNormalization")["sources"]) == LN1
     assert any(m["node"] == "ln2_div" and m["reason"] == SHARED_VAR for m in rep["misses"])
     assert "fusion report: 2 fused node(s)" in err and "fuse-layer-norm.div-sqrt: applied 1, near misses 1" in err
@@ -221,6 +222,17 @@ def test_compile_report_lists_the_kernels(model_file, tmp_path, capsys):
         assert {"ln2_sub", "ln2_div"} <= {nm for k in others for nm in k["nodes"]}
         assert _fused(rep, "LayerNormalization")["kernel"] in kernels
     assert all(k["tuning_key"] is None for k in rep["kernels"])  # not tuned
+
+
+def test_compile_report_leaves_nothing_when_the_compile_fails(model_file, tmp_path, capsys, monkeypatch):
+    from graphopt.codegen.lower.registry import TABLE
+
+    monkeypatch.delitem(TABLE, "LayerNormalization")  # the fused norm cannot lower now
+    rpath, art = tmp_path / "r.json", tmp_path / "art"
+    assert main(["compile", str(model_file), "-o", str(art), "--report", str(rpath)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("graphopt: error: ") and "LayerNormalization" in err, err
+    assert not rpath.exists() and not art.exists()
 
 
 def test_compile_report_python_and_explain(tmp_path, capsys):
