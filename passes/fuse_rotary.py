@@ -13,8 +13,9 @@ factor (and GPT-J) rotate only the first R dims: Slice x in two, rotate the firs
 Concat the second back, which the last rule folds into the op's rotary_embedding_dim.
 cos and sin are any values (a folded table when positions are static, or Cos/Sin of the
 position frequencies computed on the fly) of x's dtype that broadcast to the rotated part
-without widening it. Exact: the op's decomposition is the same ops in the same order. In
--O2 once the lead adds it there.
+without widening it. Exact: the op's decomposition is the same ops in the same order.
+Meant for -O2, before or after fuse-attention (either order fuses both: the attention takes
+the rotated q and k as its inputs).
 """
 
 from __future__ import annotations
