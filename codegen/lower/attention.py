@@ -17,11 +17,6 @@ from .helpers import isnan, rx, scalar, tvm_dtype
 from .registry import register_lowering
 
 
-def _grouped(ctx, e, lead: list, hkv: int, rep: int, tail: list):
-    """``e`` [*lead, Hq, S, X] as [*lead, Hkv, rep * S, X]."""
-    return ctx.emit(rx().op.reshape(e, lead + [hkv, rep * tail[0]] + tail[1:]))
-
-
 @register_lowering(ATTENTION, domain="graphopt")
 def _attention(ctx, n):
     R = rx().op
