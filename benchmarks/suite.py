@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # python benchmarks/suite.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphopt.bench.cases import SUITE_MODELS  # noqa: E402
+from graphopt.bench.cases import LLM, SUITE_MODELS  # noqa: E402
 from graphopt.bench.runner import Settings, load_results, resolve_systems, run_suite, write_outputs  # noqa: E402
 from graphopt.bench.systems import SYSTEMS  # noqa: E402
 
@@ -46,7 +46,8 @@ def update_readme(path: Path, text: str) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(SUITE_MODELS),
-                    help="comma-separated: " + ", ".join(SUITE_MODELS) + ", or .onnx paths (default: all)")
+                    help="comma-separated: " + ", ".join(SUITE_MODELS + LLM) + ", or .onnx paths (default: all but "
+                         + ", ".join(LLM) + ")")
     ap.add_argument("--systems", default=None,
                     help="comma-separated: " + ", ".join(SYSTEMS) + " (default: all; graphopt-tuned only "
                          "with --tune-minutes)")

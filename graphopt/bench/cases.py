@@ -5,7 +5,10 @@ module (same seed, same weights; nothing is downloaded).
 
 Suite models: the light CNNs from the onnx wheel with random weights; an MLP; BERT-base
 (seq 128), GPT-2 small prefill (seq 128) and one GPT-2 decode step with 128 past tokens,
-from transformers configs with random weights. Any ONNX file becomes a case with
+from transformers configs with random weights. Not in the default list (they take minutes
+to export and compile): a ~336M-parameter Llama-style model (hidden 1024, 24 layers, GQA
+16/4, intermediate 2816, vocab 32000, untied head) prefill 128 (``llama``) and one decode
+step after 128 tokens (``llama-decode``). Any ONNX file becomes a case with
 `onnx_file_case` (``graphopt bench``).
 """
 
@@ -23,6 +26,7 @@ import numpy as np
 LIGHT = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121"]
 TORCH = ["mlp", "bert", "gpt2", "gpt2-decode"]
 SUITE_MODELS = LIGHT + TORCH
+LLM = ["llama", "llama-decode"]  # on request only (``--models llama,llama-decode``)
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Case:
     torch_builder: Optional[list] = None   # [module, function, kwargs] rebuilding (module, example_args)
     note: str = ""                         # how the case was made (export time, ...)
     prepare_s: dict = field(default_factory=dict)
+    # for onnxruntime's transformers optimizer: {"model_type", "num_heads", "hidden_size"}
+    transformer: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,12 +223,50 @@ def build_gpt2_decode(past: int = 128, small: bool = False):
     return step, (nxt, keys, values)
 
 
+def _llama(small: bool):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if small:
+        cfg = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    else:  # ~336M parameters: the size the LLM issues measure
+        cfg = LlamaConfig(vocab_size=32000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=24,
+                          num_attention_heads=16, num_key_value_heads=4, max_position_embeddings=2048,
+                          tie_word_embeddings=False)
+    m = LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
+    m.config.use_cache = False
+    return m
+
+
+def build_llama(seq: int = 128, small: bool = False):
+    """The Llama-style model's prefill (logits of ``seq`` tokens), random weights."""
+    import torch
+
+    torch.manual_seed(0)
+    m = _llama(small)
+    return m, (torch.randint(0, m.config.vocab_size, (1, seq)),)
+
+
+def build_llama_decode(past: int = 128, small: bool = False):
+    """One decode step of the Llama-style model after ``past`` tokens (keys and values as
+    inputs, one per layer)."""
+    import torch
+
+    tm = _torch_models()
+    torch.manual_seed(0)
+    m = _llama(small)
+    step = tm.GPT2DecodeStep(m).eval()  # generic: any causal LM taking a DynamicCache
+    keys, values = tm.gpt2_past(m, past)
+    nxt = torch.randint(0, m.config.vocab_size, (1, 1))
+    return step, (nxt, keys, values)
+
+
 def call_builder(spec) -> tuple:
     mod, fn, kwargs = spec
     return getattr(importlib.import_module(mod), fn)(**kwargs)
 
 
-def torch_case(name: str, builder: list, workdir: Path) -> Case:
+def torch_case(name: str, builder: list, workdir: Path, transformer: Optional[dict] = None) -> Case:
     """Build the torch module, trace it with graphopt's tracer (torch.export + torch.onnx)
     and write the traced graph as ONNX: the file every ONNX system (graphopt included) runs."""
     import torch
@@ -240,7 +284,12 @@ def torch_case(name: str, builder: list, workdir: Path) -> Case:
     case = _finish(name, workdir, traced.graph, proto, flat, torch_builder=list(builder),
                    note=f"ONNX export {export_s:.0f} s")
     case.prepare_s["export"] = export_s
+    case.transformer = transformer
     return case
+
+
+def _hint(model_type: str, num_heads: int, hidden_size: int) -> dict:
+    return {"model_type": model_type, "num_heads": num_heads, "hidden_size": hidden_size}
 
 
 def suite_case(name: str, workdir: Path, small: bool = False) -> Case:
@@ -256,16 +305,29 @@ def suite_case(name: str, workdir: Path, small: bool = False) -> Case:
     if name == "bert":
         seq = 32 if small else 128
         return torch_case(f"BERT-{'toy' if small else 'base'} seq {seq}", [mod, "build_bert", {"seq": seq, "small": small}],
-                          workdir)
+                          workdir, _hint("bert", 2 if small else 12, 64 if small else 768))
+    gpt2 = _hint("gpt2", 2 if small else 12, 64 if small else 768)
     if name == "gpt2":
         seq = 32 if small else 128
         return torch_case(f"GPT-2 {'toy' if small else 'small'} prefill seq {seq}",
-                          [mod, "build_gpt2", {"seq": seq, "small": small}], workdir)
+                          [mod, "build_gpt2", {"seq": seq, "small": small}], workdir, gpt2)
     if name == "gpt2-decode":
         past = 32 if small else 128
         return torch_case(f"GPT-2 {'toy' if small else 'small'} decode, {past} past",
-                          [mod, "build_gpt2_decode", {"past": past, "small": small}], workdir)
+                          [mod, "build_gpt2_decode", {"past": past, "small": small}], workdir, gpt2)
+    # onnxruntime's optimizer has no Llama type; its gpt2 type holds the generic fusions
+    # (SimplifiedLayerNormalization, the decoder attention forms)
+    llama = _hint("gpt2", 4 if small else 16, 64 if small else 1024)
+    tag = "toy" if small else "336M"
+    if name == "llama":
+        seq = 32 if small else 128
+        return torch_case(f"Llama-{tag} prefill seq {seq}", [mod, "build_llama", {"seq": seq, "small": small}],
+                          workdir, llama)
+    if name == "llama-decode":
+        past = 32 if small else 128
+        return torch_case(f"Llama-{tag} decode, {past} past",
+                          [mod, "build_llama_decode", {"past": past, "small": small}], workdir, llama)
     p = Path(name)
     if p.suffix == ".onnx" and p.is_file():
         return onnx_file_case(p, workdir)
-    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(SUITE_MODELS)} or an .onnx file")
+    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(SUITE_MODELS + LLM)} or an .onnx file")

@@ -6,6 +6,8 @@ result into numpy arrays in the model's output order (for the error against the 
     graphopt         graphopt.optimize, default schedules (no tuning, an empty tuning cache)
     graphopt-tuned   graphopt.optimize with tune_time = the stated budget (minutes)
     onnxruntime      all graph optimizations, N intra-op threads, spinning off
+    onnxruntime-opt  the same, on the model onnxruntime's transformers optimizer rewrote
+                     (onnxruntime.transformers.optimizer; transformer cases only)
     openvino         OpenVINO CPU plugin, latency hint, N threads, f32 (optional: skipped if absent)
     tvm-from_onnx    TVM's own ONNX frontend and default pipeline (schedules nothing)
     torch-eager      the torch module (torch models only)
@@ -24,10 +26,11 @@ import numpy as np
 
 from .cases import Case, call_builder, load_arrays
 
-SYSTEMS = ["graphopt", "graphopt-tuned", "onnxruntime", "openvino", "tvm-from_onnx", "torch-eager", "torch.compile"]
-ONNX_SYSTEMS = ["graphopt", "graphopt-tuned", "onnxruntime", "openvino", "tvm-from_onnx"]
+SYSTEMS = ["graphopt", "graphopt-tuned", "onnxruntime", "onnxruntime-opt", "openvino", "tvm-from_onnx", "torch-eager",
+           "torch.compile"]
+ONNX_SYSTEMS = ["graphopt", "graphopt-tuned", "onnxruntime", "onnxruntime-opt", "openvino", "tvm-from_onnx"]
 TORCH_SYSTEMS = ["torch-eager", "torch.compile"]
-ALIASES = {"ort": "onnxruntime", "tvm": "tvm-from_onnx", "tuned": "graphopt-tuned", "eager": "torch-eager",
+ALIASES = {"ort": "onnxruntime", "ort-opt": "onnxruntime-opt", "tvm": "tvm-from_onnx", "tuned": "graphopt-tuned", "eager": "torch-eager",
            "torch": "torch-eager", "compile": "torch.compile", "inductor": "torch.compile", "ov": "openvino",
            "graphopt-untuned": "graphopt"}
 # Peak measurements run through the same worker machinery.
@@ -44,6 +47,8 @@ def canonical(name: str) -> str:
 
 
 def applies(system: str, case: Case) -> bool:
+    if system == "onnxruntime-opt":
+        return case.transformer is not None
     return system not in TORCH_SYSTEMS or case.torch_builder is not None
 
 
@@ -65,7 +70,7 @@ def imports(system: str) -> None:
     """Import the system's libraries (before its memory baseline and prepare timer)."""
     if system.startswith("graphopt"):
         import graphopt.api  # noqa: F401  (tvm and graphopt.codegen)
-    elif system == "onnxruntime":
+    elif system.startswith("onnxruntime"):
         import onnxruntime  # noqa: F401
     elif system == "openvino":
         import openvino  # noqa: F401
@@ -137,6 +142,38 @@ def _onnxruntime(case: Case, options: dict) -> Runner:
     names = [i.name for i in sess.get_inputs()]
     feeds = dict(zip(names, load_arrays(case.inputs)))
     return Runner(lambda: sess.run(None, feeds), lambda out: list(out))
+
+
+def _onnxruntime_opt(case: Case, options: dict) -> Runner:
+    """onnxruntime on the model its transformers optimizer rewrote (Attention, LayerNorm,
+    Gelu, ... fused ops of its com.microsoft domain), the way onnxruntime's own transformer
+    benchmarks run. The note lists the fused operators it reports."""
+    import onnxruntime  # noqa: F401  (the optimizer's logger needs it loaded)
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    hint = case.transformer or {}
+    kind = hint.get("model_type", "bert")
+    failed = ""
+    try:
+        opt = optimize_model(case.onnx, model_type=kind, num_heads=hint.get("num_heads", 0),
+                             hidden_size=hint.get("hidden_size", 0), use_gpu=False)
+    except Exception as e:  # its pattern code crashes on some graphs (gpt2 on torch.onnx's dynamo export)
+        if kind == "bert":
+            raise
+        failed = f"{kind} optimizer failed ({type(e).__name__}: {e}), so "
+        kind = "bert"
+        opt = optimize_model(case.onnx, model_type=kind, num_heads=hint.get("num_heads", 0),
+                             hidden_size=hint.get("hidden_size", 0), use_gpu=False)
+    fused = {k: v for k, v in sorted(opt.get_fused_operator_statistics().items()) if v}
+    with tempfile.TemporaryDirectory(prefix="graphopt-bench-ortopt-") as tmp:
+        path = os.path.join(tmp, "optimized.onnx")
+        big = opt.model.ByteSize() > 1_500_000_000
+        opt.save_model_to_file(path, use_external_data_format=big)
+        sess = ort_session(path, threads())
+    names = [i.name for i in sess.get_inputs()]
+    feeds = dict(zip(names, load_arrays(case.inputs)))
+    note = failed + f"{kind} optimizer: " + (", ".join(f"{k} {v}" for k, v in fused.items()) or "nothing fused")
+    return Runner(lambda: sess.run(None, feeds), lambda out: list(out), note=note)
 
 
 # ------------------------------------------------------------------------------ OpenVINO
@@ -267,6 +304,7 @@ _PREPARE = {
     "graphopt": lambda c, o: _graphopt(c, o, tuned=False),
     "graphopt-tuned": lambda c, o: _graphopt(c, o, tuned=True),
     "onnxruntime": _onnxruntime,
+    "onnxruntime-opt": _onnxruntime_opt,
     "openvino": _openvino,
     "tvm-from_onnx": _tvm,
     "torch-eager": _torch_eager,

@@ -106,3 +106,28 @@ def test_cli_bench_missing_file(capsys):
 
     assert main(["bench", "no/such/model.onnx"]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_best_peer_column():
+    """A graphopt row's ratio to the fastest system that is not graphopt's own, named."""
+    from graphopt.bench.harness import Entry, best_peers, markdown
+
+    rows = [Entry("m", "graphopt", median_ms=8.0), Entry("m", "onnxruntime", median_ms=10.0),
+            Entry("m", "openvino", median_ms=5.0), Entry("m", "graphopt-tuned", median_ms=4.0),
+            Entry("m", "onnxruntime-opt", note="failed: x")]
+    assert best_peers(rows)["m"].system == "openvino"
+    md = markdown(rows)
+    assert "| m | graphopt | 8.00 | - | 0.80x | 1.60x (openvino) |" in md
+    assert "| m | openvino | 5.00 | - | 0.50x | - |" in md
+
+
+def test_transformer_optimizer_applies_to_transformer_cases_only():
+    from graphopt.bench.cases import Case
+    from graphopt.bench.systems import applies, canonical
+
+    plain = Case("cnn", "x.onnx", "x.npz", ["x"])
+    bert = Case("bert", "b.onnx", "b.npz", ["ids"], transformer={"model_type": "bert", "num_heads": 2,
+                                                                  "hidden_size": 64})
+    assert canonical("ort-opt") == "onnxruntime-opt"
+    assert not applies("onnxruntime-opt", plain) and applies("onnxruntime-opt", bert)
+    assert applies("onnxruntime", plain)
