@@ -263,8 +263,18 @@ def emit_body(ctx: Ctx, graph: Graph, *, fresh_outputs: bool = False) -> list:
 # --------------------------------------------------------------------------- fused groups
 def lower_decomposed(ctx, n):
     """A named fused op without its own lowering: its reference decomposition, as one
-    kernel (a fused group's function)."""
-    return lower_fused_group(ctx, n, decompose(n))
+    kernel (a fused group's function); inside a fused group's function, in place (FuseTIR
+    takes no call of one Primitive function from another)."""
+    body = decompose(n)
+    if not getattr(ctx, "primitive", False):
+        return lower_fused_group(ctx, n, body)
+    for v, outer in zip(body.inputs, n.inputs):
+        ctx.env[id(v)] = ctx.get(outer)
+    for inner in body.nodes:
+        ctx.node = inner
+        lower_node(ctx, inner)
+    ctx.node = n
+    return [ctx.get(o) for o in body.outputs]
 
 
 def lower_fused_group(ctx, n, sub: Optional[Graph] = None):
@@ -276,6 +286,7 @@ def lower_fused_group(ctx, n, sub: Optional[Graph] = None):
 
     sub = sub if sub is not None else n.subgraphs()[0]
     sub_ctx = SubCtx(ctx, sub)
+    sub_ctx.primitive = True  # lower_decomposed lowers named fused ops in place here
     inner_in = [relax.Var(safe_name(v.name), sub_ctx.sinfo(v)) for v in sub.inputs]
     for v, var in zip(sub.inputs, inner_in):
         sub_ctx.env[id(v)] = var
@@ -286,8 +297,35 @@ def lower_fused_group(ctx, n, sub: Optional[Graph] = None):
                 sub_ctx.node = inner
                 lower_node(sub_ctx, inner)
             outs = [bb.emit_output(sub_ctx.get(o)) for o in sub.outputs]
-        gv = bb.emit_func_output(outs[0] if len(outs) == 1 else relax.Tuple(outs), params=inner_in + sub_ctx.param_vars)
-    call = ctx.emit(relax.Call(gv, [ctx.get(v) for v in n.inputs] + sub_ctx.routed))
+        consts, lifted = _lift_constants(bb)
+        gv = bb.emit_func_output(outs[0] if len(outs) == 1 else relax.Tuple(outs),
+                                 params=inner_in + sub_ctx.param_vars + lifted)
+    call = ctx.emit(relax.Call(gv, [ctx.get(v) for v in n.inputs] + sub_ctx.routed + consts))
     if len(sub.outputs) == 1:
         return [call]
     return [ctx.emit(relax.TupleGetItem(call, i)) for i in range(len(sub.outputs))]
+
+
+def _lift_constants(bb) -> tuple[list, list]:
+    """Turn the tensor constants in the blocks of the function ``bb`` is building (small
+    weights `Ctx.array` embeds, the lowerings' scalars) into parameters; returns (the
+    constants, for the caller to pass; the parameters). FuseTIR refuses a constant inside
+    a Primitive function ("Tensor constants are not supported in primitive functions");
+    FuseOps lifts those of the functions it makes the same way."""
+    import tvm_ffi
+    from tvm import relax
+    from tvm.ir import GenericConst
+
+    consts: list = []
+    params: list = []
+
+    def lift(c):
+        for k, seen in enumerate(consts):
+            if seen.same_as(c):
+                return params[k]
+        consts.append(c)
+        params.append(relax.Var(f"c{len(consts) - 1}", c.ty))
+        return params[-1]
+
+    bb._func._blocks = [tvm_ffi.structural_map(b, [(GenericConst, lift)]) for b in bb._func._blocks]
+    return consts, params
