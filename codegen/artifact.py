@@ -34,6 +34,10 @@ LIBRARY = "model.so"
 PARAMS = "params.npz"
 FORMAT = 2
 LIBRARY_ID_FN = "graphopt_library_id"   # a Relax function each library returns its id from
+# The compiled graph as ONNX (manifest key "oracle_model"; artifacts before it lack both and
+# load as before): what graphopt.compare_intermediates runs its oracle on.
+ORACLE = "graph.onnx"
+ORACLE_LIMIT = 1 << 30
 
 
 class ArtifactError(GraphoptError):
@@ -94,7 +98,9 @@ def content_hash(folder: Path, manifest: dict) -> str:
 def payload_files(manifest: dict) -> list:
     """The files the content hash covers: ``model.so`` and ``params.npz``, or for a model
     in stages (``--fallback ort``) the files its manifest lists."""
-    return list(manifest["files"]) if "files" in manifest else [LIBRARY, PARAMS]
+    if "files" in manifest:
+        return list(manifest["files"])
+    return [LIBRARY, PARAMS] + ([manifest["oracle_model"]] if "oracle_model" in manifest else [])
 
 
 # --------------------------------------------------------------------------- leftovers
@@ -154,6 +160,10 @@ def save(out, executable, params, manifest: dict, files: Optional[dict] = None) 
     except OSError as e:
         raise OutputPathError(f"{out}: cannot write: {e.strerror}") from None
     try:
+        if executable is not None:  # the one-stage model's other files (the oracle's graph)
+            for name, obj in (files or {}).items():
+                if name not in (LIBRARY, PARAMS):
+                    (tmp / name).write_bytes(obj)
         if isinstance(executable, (bytes, bytearray)):  # a loaded artifact's library, as it was on disk
             (tmp / LIBRARY).write_bytes(executable)
             _write_npz(tmp / PARAMS, params)
@@ -285,6 +295,23 @@ def _check_dataflow(mpath, manifest: dict) -> None:
         raise _bad(mpath, "outputs", f"{missing[0]!r} is produced by no stage")
 
 
+def _check_kernel_map(mpath, entry: str, calls) -> None:
+    """The build's kernel map (codegen.kernel_map): per call, its kernel's name, and per
+    output the graph values it holds (objects naming a node and a value)."""
+    def values(ws) -> bool:
+        return isinstance(ws, list) and all(isinstance(w, dict) and isinstance(w.get("node"), str)
+                                            and isinstance(w.get("value"), str) for w in ws)
+
+    if not isinstance(calls, list):
+        raise _bad(mpath, entry, f"expected a list, got {type(calls).__name__}")
+    for i, c in enumerate(calls):
+        ok = (isinstance(c, dict) and isinstance(c.get("kernel"), str) and isinstance(c.get("outputs"), list)
+              and all(values(g) for g in c["outputs"]) and values(c.get("inside", [])))
+        if not ok:
+            raise _bad(mpath, f"{entry}[{i}]", "expected {kernel: name, outputs: [[{node, value}...]...], "
+                                               "inside: [{node, value}...]}")
+
+
 def check_manifest(mpath, manifest) -> None:
     """Raise ArtifactError naming the manifest and the entry at fault unless ``manifest``
     has the keys and types load relies on."""
@@ -303,6 +330,12 @@ def check_manifest(mpath, manifest) -> None:
         raise _bad(mpath, "versions.tvm", "expected a string")
     if "files" in manifest:
         _check_names(mpath, "files", manifest["files"])
+    if "oracle_model" in manifest and not isinstance(manifest["oracle_model"], str):
+        raise _bad(mpath, "oracle_model", "expected a file name")
+    _check_kernel_map(mpath, "kernels", manifest.get("kernels", []))
+    for i, sp in enumerate(manifest.get("stages", []) if isinstance(manifest.get("stages"), list) else []):
+        if isinstance(sp, dict):
+            _check_kernel_map(mpath, f"stages[{i}].kernels", sp.get("kernels", []))
     if "stages" in manifest:
         libs = _check_stages(mpath, manifest)
     else:
@@ -321,6 +354,8 @@ def named_files(manifest: dict) -> list:
         [("library", LIBRARY), ("params", PARAMS)]
     for i, sp in enumerate(manifest.get("stages", [])):
         out += [(f"stages[{i}].{k}", sp[k]) for k in ("lib", "params", "model") if k in sp]
+    if "oracle_model" in manifest and "files" not in manifest:
+        out.append(("oracle_model", manifest["oracle_model"]))
     out += [(f"libraries[{k!r}]", k) for k in manifest.get("libraries", {})]
     out += [(f"param_specs[{k!r}]", k) for k in manifest.get("param_specs", {})]
     return out

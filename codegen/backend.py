@@ -26,7 +26,7 @@ def build_graph(graph, tgt, report, tune_trials, tune_time, cache_dir, progress,
                 lowered=None):
     """Lower (unless ``lowered`` is the graph's lowering already), (tune,) build one
     graph; accumulates into ``report``. (executable, params, library nonce, parameter
-    specs); ``sig_*`` are what the manifest records of its inputs and outputs, which the
+    specs, the kernel map: `codegen.kernel_map`); ``sig_*`` are what the manifest records of its inputs and outputs, which the
     library's id covers."""
     from .build import BuildStats, build
     from .lower import lower
@@ -56,11 +56,11 @@ def build_graph(graph, tgt, report, tune_trials, tune_time, cache_dir, progress,
         database = existing_database(tgt, cache_dir)
     extra, nonce, specs = _stamp_library_id(sig_inputs, sig_outputs, lowered.params)
     stats = BuildStats()
-    ex = build(lowered.mod, tgt, database=database, stats=stats, extra=extra)
+    ex = build(lowered.mod, tgt, database=database, stats=stats, extra=extra, var_values=lowered.var_values)
     report.build_s += stats.seconds
     report.kernels += stats.kernels
     report.kernel_names += stats.kernel_names
     for k, v in stats.scheduled.items():
         report.scheduled[k] = report.scheduled.get(k, 0) + v
     report.from_database += stats.from_database
-    return ex, lowered.params, nonce, specs
+    return ex, lowered.params, nonce, specs, stats.calls

@@ -74,23 +74,28 @@ class BuildStats:
     scheduled: dict = field(default_factory=dict)   # rule name -> count
     from_database: int = 0
     kernel_names: list = field(default_factory=list)  # the built PrimFuncs (the fusion report's kernels)
+    calls: list = field(default_factory=list)         # the kernel map (codegen.kernel_map), when asked for
 
 
-def prepare(mod, target):
-    """Legalize and fuse: the module of fused PrimFuncs that schedules (and tuning) see."""
+def prepare(mod, target, snapshots: Optional[list] = None):
+    """Legalize and fuse: the module of fused PrimFuncs that schedules (and tuning) see.
+    ``snapshots``: a list that receives the module before FuseOps and after it (what the
+    build's kernel map, codegen.kernel_map, reads; the passes run the same either way)."""
     import tvm
     from tvm import relax
 
-    seq = tvm.transform.Sequential([
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-        relax.transform.DeadCodeElimination(),
-    ])
+    stages = [[relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+               relax.transform.FoldConstant()],
+              [relax.transform.FuseOps()],
+              [relax.transform.FuseTIR(), relax.transform.DeadCodeElimination()]]
     with target:
-        mod = seq(mod)
+        if snapshots is None:
+            mod = tvm.transform.Sequential([p for st in stages for p in st])(mod)
+        else:
+            for st in stages[:2]:
+                mod = tvm.transform.Sequential(st)(mod)
+                snapshots.append(mod)
+            mod = tvm.transform.Sequential(stages[2])(mod)
     return nan_safe_module(mod)
 
 
@@ -214,21 +219,27 @@ def schedule(mod, gtarget, database=None, stats: Optional[BuildStats] = None):
     return schedule_module(mod, target, skip=tuned, stats=stats)
 
 
-def build(mod, gtarget, database=None, stats: Optional[BuildStats] = None, extra=None):
+def build(mod, gtarget, database=None, stats: Optional[BuildStats] = None, extra=None, var_values=None):
     """Prepare, schedule and build ``mod``; returns a relax Executable. ``extra``: relax
     functions by name added after preparation (they take part in no legalization or fusion;
-    adding them before, LegalizeOps fails on modules with fused groups)."""
+    adding them before, LegalizeOps fails on modules with fused groups). ``var_values``
+    (the lowering's `Lowered.var_values`): record the kernel map in ``stats.calls``."""
     from tvm import relax, tirx
 
     stats = stats if stats is not None else BuildStats()
     target = gtarget.tvm
     t0 = time.perf_counter()
     with native_output():
-        mod = prepare(mod, target)
+        snaps = [] if var_values is not None else None
+        mod = prepare(mod, target, snaps)
         for name, fn in (extra or {}).items():
             mod[name] = fn
         mod = schedule(mod, gtarget, database, stats)
         stats.kernel_names = [gv.name_hint for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)]
+        if snaps is not None:
+            from .kernel_map import kernel_map
+
+            stats.calls = kernel_map(snaps[0], snaps[1], mod, var_values)
         ex = relax.build(mod, target=target)
     stats.seconds = time.perf_counter() - t0
     return ex

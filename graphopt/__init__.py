@@ -99,6 +99,15 @@ def load(path):
     return _load(path)
 
 
+def compare_intermediates(model, inputs=None, *, rtol=None, atol=None, seed: int = 0):
+    """Run a compiled model (a CompiledModel or an artifact folder) and the oracle on the
+    same inputs (missing ones generated, seeded) and compare each kernel call's outputs;
+    the report names the first kernel that diverges (graphopt.intermediates)."""
+    from .intermediates import compare_intermediates as _cmp
+
+    return _cmp(model, inputs, rtol=rtol, atol=atol, seed=seed)
+
+
 def _is_torch_module(model) -> bool:
     import sys
 
@@ -108,5 +117,5 @@ def _is_torch_module(model) -> bool:
 
 __all__ = [
     "ExportError", "Graph", "GraphoptError", "ModelLoadError", "ParseError", "UnsupportedOpError",
-    "VerificationError", "export_onnx", "fusion_report", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
+    "VerificationError", "compare_intermediates", "export_onnx", "fusion_report", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
 ]

@@ -143,12 +143,15 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
         report.lower_s += time.perf_counter() - t0
         bad, lowered = found.fallback, found.lowered
     if not bad:
-        ex, params, nonce, specs = build_graph(graph, tgt, report, tune_trials, tune_time, cache_dir,
-                                                progress, manifest["inputs"], manifest["outputs"], lowered=lowered)
+        ex, params, nonce, specs, calls = build_graph(graph, tgt, report, tune_trials, tune_time, cache_dir,
+                                                       progress, manifest["inputs"], manifest["outputs"],
+                                                       lowered=lowered)
         manifest["libraries"], manifest["param_specs"] = {"model.so": nonce}, {"params.npz": specs}
+        manifest["kernels"] = calls
         manifest["report"] = _manifest_report(report)
         _fusion(report, manifest, graph, run, fusion_report, tgt)
-        return CompiledModel(manifest, ex, params, report=report)
+        files = _oracle_file(graph, manifest)
+        return CompiledModel(manifest, ex, params, report=report, files=files or None)
 
     # --fallback ort: TVM stages and onnxruntime regions, run in order
     from .codegen.fallback import ORT, partition, unit_graphs
@@ -168,8 +171,8 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
             specs.append({"kind": "ort", "model": fname, "inputs": u.inputs, "outputs": u.outputs, "nodes": u.nodes})
             continue
         in_names = [v.name for v in u.graph.inputs]
-        ex, params, nonce, pspecs = build_graph(u.graph, tgt, report, tune_trials, tune_time, cache_dir,
-                                                 progress, in_names, list(u.outputs))
+        ex, params, nonce, pspecs, calls = build_graph(u.graph, tgt, report, tune_trials, tune_time, cache_dir,
+                                                        progress, in_names, list(u.outputs))
         lib, pf = f"stage{i}.so", f"stage{i}.npz"
         files[lib], files[pf] = ex, list(params)
         manifest["libraries"][lib], manifest["param_specs"][pf] = nonce, pspecs
@@ -177,12 +180,32 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
                                input_dtypes=[s["dtype"] for s in _io_spec(u.graph.inputs)],
                                output_dtypes=[s["dtype"] for s in _io_spec(u.graph.outputs)]))
         specs.append({"kind": "tvm", "lib": lib, "params": pf, "inputs": in_names, "outputs": u.outputs,
-                      "nodes": u.nodes})
+                      "nodes": u.nodes, "kernels": calls})
     manifest["stages"] = specs
     manifest["fallback_nodes"] = [{"op": op, "node": nm} for op, nm in bad]
     manifest["report"] = _manifest_report(report)
     _fusion(report, manifest, graph, run, fusion_report, tgt)
+    files.update(_oracle_file(graph, manifest))
     return CompiledModel(manifest, None, [], report=report, stages=stages, files=files)
+
+
+def _oracle_file(graph: Graph, manifest: dict) -> dict:
+    """{artifact.ORACLE: the compiled graph as ONNX} for `graphopt.compare_intermediates`
+    (its oracle runs the graph the library was compiled from), noted in the manifest; {}
+    with the reason noted instead when it cannot be kept (ONNX's 2 GB protobuf limit)."""
+    from .codegen import artifact
+    from .frontend.onnx_export import export_onnx
+
+    try:
+        data = export_onnx(graph).SerializeToString()
+    except Exception as e:  # export of a graph that compiled is not the compile's business to fail
+        manifest["oracle_missing"] = f"the compiled graph did not export to ONNX: {type(e).__name__}: {e}"[:300]
+        return {}
+    if len(data) > artifact.ORACLE_LIMIT:
+        manifest["oracle_missing"] = f"the compiled graph's ONNX is {len(data) >> 20} MiB, over the limit kept"
+        return {}
+    manifest["oracle_model"] = artifact.ORACLE
+    return {artifact.ORACLE: data}
 
 
 def _fusion(report: CompileReport, manifest: dict, graph: Graph, run, wanted, tgt) -> None:

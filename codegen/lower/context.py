@@ -42,6 +42,9 @@ class Ctx:
         # The target kind ("cpu", "cuda") whose lowerings (registry.TARGET_TABLES) shadow
         # the generic ones.
         self.target_kind = target_kind
+        # relax var name -> the graphopt values (node, output index, value) it holds, for
+        # the build's kernel map (codegen.kernel_map); main's function only (not SubCtx's)
+        self.var_values: dict[str, list] = {}
 
     # symbols -----------------------------------------------------------
     def sym(self, name: str):
@@ -101,6 +104,12 @@ class Ctx:
 
     def emit(self, expr):
         return self.bb.emit(expr)
+
+    def record(self, node: Node, i: int, v: Value, e) -> None:
+        """Note that relax var ``e`` holds ``node``'s output ``i`` (``v``)."""
+        if isinstance(e, self.relax.Var):
+            entry = {"node": node.name, "op": node.qualified_op, "output": i, "value": v.name}
+            self.var_values.setdefault(e.name, []).append(entry)
 
     def barrier(self, keep=()) -> list:
         """End the dataflow block here and open another, so that TVM cannot fuse (nor

@@ -48,6 +48,9 @@ class Lowered:
     params: list[np.ndarray]         # the values of main's parameters after its inputs
     param_names: list[str]
     notes: list[str] = field(default_factory=list)
+    # main's relax var names -> the graph values they hold (Ctx.var_values): what the
+    # build's kernel map (codegen.kernel_map) names each kernel call's outputs by
+    var_values: dict = field(default_factory=dict)
 
 
 def lower(graph: Graph, *, name: str = "main", fallback_nodes: Optional[set] = None, target="cpu") -> Lowered:
@@ -83,7 +86,7 @@ def lower(graph: Graph, *, name: str = "main", fallback_nodes: Optional[set] = N
         raise LoweringRefusedError(ctx.refused, f"graph {graph.name!r}")
     mod = bb.get()
     return Lowered(mod, [v.name for v in graph.inputs], [o.name for o in graph.outputs], ctx.param_vals,
-                   ctx.param_names)
+                   ctx.param_names, var_values=ctx.var_values)
 
 
 def _close_blocks(bb) -> None:
@@ -137,6 +140,7 @@ def lower_node(ctx: Ctx, n: Node) -> None:
             e = settle_shape(ctx, e, o)
         _check_shape(ctx, o, e)
         ctx.env[id(o)] = e
+        ctx.record(n, i, o, e)
 
 
 def _refuse(ctx: Ctx, n: Node, e: LoweringError) -> list:

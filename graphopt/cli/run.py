@@ -16,6 +16,16 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output-dir", default=None, metavar="DIR",
                    help="write each output as NAME.npy into the folder DIR (created if missing; NAME.npy files "
                         "already there are replaced, each atomically; DIR must not be an existing file)")
+    p.add_argument("--compare-intermediates", action="store_true",
+                   help="run the oracle (onnxruntime, optimizations off) on the graph the artifact was compiled "
+                        "from and compare every kernel's outputs; print the first kernel (in execution order) "
+                        "that diverges, with its nodes and errors (exit status 1), or how many agreed. Inputs "
+                        "not given are generated (seeded random)")
+    p.add_argument("--rtol", type=float, default=None, help="relative tolerance for --compare-intermediates "
+                                                             "(default: per dtype)")
+    p.add_argument("--atol", type=float, default=None, help="absolute tolerance for --compare-intermediates "
+                                                             "(default: per dtype)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (--compare-intermediates)")
     p.set_defaults(func=run)
 
 
@@ -47,6 +57,8 @@ def run(args) -> int:
 
     if args.output_dir:  # refuse a bad -o before spending the run on it
         _refuse_file(Path(args.output_dir))
+    if args.compare_intermediates and args.output_dir:
+        raise GraphoptError("--compare-intermediates prints a comparison; it writes no outputs (-o)")
     model = load(args.artifact)
     pos, kw = [], {}
     for spec in args.input:
@@ -64,6 +76,15 @@ def run(args) -> int:
             kw[name] = arr
         else:
             pos.append(arr)
+    if args.compare_intermediates:
+        from ..intermediates import compare_intermediates
+
+        if len(pos) > len(model.input_names):
+            raise GraphoptError(f"{len(pos)} inputs given in order, the model takes {len(model.input_names)}")
+        feeds = dict(zip(model.input_names, pos), **kw)
+        report = compare_intermediates(model, feeds, rtol=args.rtol, atol=args.atol, seed=args.seed)
+        print(report)
+        return 1 if report.first is not None else 0
     outs = model.run(*pos, **kw)
     if args.output_dir:
         from ..util.files import atomic_write_bytes

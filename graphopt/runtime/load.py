@@ -28,7 +28,8 @@ def load_stages(path) -> tuple[dict, list, dict]:
         return manifest, stages, files
     st = load_tvm_stage(path, manifest, artifact.LIBRARY, artifact.PARAMS, manifest["inputs"], manifest["outputs"],
                         lib=lib, params=params)
-    return manifest, [st], {artifact.LIBRARY: (Path(path) / artifact.LIBRARY).read_bytes()}
+    return manifest, [st], {name: (Path(path) / name).read_bytes() for name in artifact.payload_files(manifest)
+                            if name != artifact.PARAMS}
 
 
 def load_tvm_stage(path, manifest: dict, lib_name: str, params_name: str, sig_inputs, sig_outputs, lib=None,

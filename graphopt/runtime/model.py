@@ -69,6 +69,12 @@ class CompiledModel:
         ins = ", ".join(f"{i['name']}: {i['dtype']}{i['shape']}" for i in self.manifest["inputs"])
         return f"<CompiledModel ({ins}) on {self._target}>"
 
+    def payload(self, name: str) -> Optional[bytes]:
+        """The bytes of an artifact file this model carries besides its libraries and
+        parameters (``artifact.ORACLE``: the compiled graph as ONNX), or None."""
+        return (self._files or {}).get(name) if name in artifact.payload_files(self.manifest) \
+            or name == self.manifest.get("oracle_model") else None
+
     # ---------------------------------------------------------------- running
     @property
     def supports_dlpack(self) -> bool:
@@ -115,8 +121,8 @@ class CompiledModel:
             return artifact.save(path, None, None, self.manifest, files=self._files)
         # The parameters live once, as TVM tensors; save reads them back. A loaded library
         # cannot be exported again: its bytes, kept at load, are written instead.
-        lib = self._files[artifact.LIBRARY] if self._files else self._executable
-        return artifact.save(path, lib, self._stages[0].host_params(), self.manifest)
+        lib = self._files.get(artifact.LIBRARY, self._executable) if self._files else self._executable
+        return artifact.save(path, lib, self._stages[0].host_params(), self.manifest, files=self._files)
 
     @staticmethod
     def load(path) -> "CompiledModel":
