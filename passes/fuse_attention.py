@@ -6,7 +6,8 @@
 What transformers' models export (torch.onnx, dynamo): scaled_dot_product_attention splits
 the scale as sqrt(scale) on q and on K^T, adds the mask, and zeroes NaN rows; the eager
 implementations divide or multiply the scores, mask causally with Where(causal, scores,
-min) and add the padding mask. K^T and V come through view chains (see attention_views:
+min) and add the padding mask; T5's decoder adds its position bias and then the causal mask
+(two Adds, summed into one mask, the causal part taken out as ``is_causal``). K^T and V come through view chains (see attention_views:
 the transposes, and repeat_kv for grouped-query attention, whose repeated copies the fused
 op never makes). A constant mask that is the causal one becomes ``is_causal=1``; an all-zero
 one disappears; a constant Where mask becomes additive (0 where kept, its fill elsewhere).
@@ -45,7 +46,8 @@ QK = Op("MatMul", Maybe(Op("Mul", Var("q"), Const("cq", _scalar))), Maybe(Op("Mu
         name="qk")
 SCALED = Maybe(Op("Div", Maybe(Op("Mul", QK, Const("cs", _scalar))), Const("cd", _scalar)))
 WHERE_MASKED = Maybe(Op("Where", Var("keep"), SCALED, Const("fill", _scalar)), through=1)
-MASKED = Maybe(Op("Add", WHERE_MASKED, Var("mask")))
+# T5's decoder adds its relative position bias and then the causal mask: (s + a) + b = s + (a + b)
+MASKED = Maybe(Op("Add", Maybe(Op("Add", WHERE_MASKED, Var("mask2"))), Var("mask")))
 SOFTMAX = Op("Softmax", MASKED, name="sm", axis=lambda a: None if a in (-1, 3) else f"softmax over axis {a}, not the keys")
 PROBS = Maybe(Op("Where", Op("IsNaN", SOFTMAX), Const("zero", _zero), SOFTMAX), through=2)
 ATTN = Op("MatMul", PROBS, Var("v"), name="out")
@@ -100,9 +102,10 @@ def _fits(m) -> Optional[str]:
         return f"the keys {ks} and values {vs} do not fit the queries {list(qs)} and scores {list(ss)}"
     if list(out.type.shape or ()) != [qs[0], hq, qs[2], vs[3]]:
         return f"the output %{out.name} is {list(out.type.shape or ())}, not [B, Hq, S, Dv]"
-    mask, keep = m.get("mask"), m.get("keep")
-    if mask is not None and (mask.type.dtype is not q.type.dtype or mask.type.shape is None or len(mask.type.shape) > 4):
-        return f"the mask %{mask.name} is not an additive {q.type.dtype.short} mask of rank <= 4"
+    keep = m.get("keep")
+    for mask in _terms(m):
+        if mask.type.dtype is not q.type.dtype or mask.type.shape is None or len(mask.type.shape) > 4:
+            return f"the mask %{mask.name} is not an additive {q.type.dtype.short} mask of rank <= 4"
     if keep is not None:
         if keep.type.dtype is not DType.BOOL or keep.const is None or keep.const.is_elided:
             return f"the Where mask %{keep.name} is not a constant bool tensor"
@@ -111,34 +114,54 @@ def _fits(m) -> Optional[str]:
     return None
 
 
+def _terms(m) -> list:
+    """The additive masks the scores get, in the order they are added."""
+    return [x for x in (m.get("mask2"), m.get("mask")) if x is not None]
+
+
 def _mask_input(rw, m, s: int, length: int):
-    """(the additive mask input or None, is_causal)."""
-    mask, keep = m.get("mask"), m.get("keep")
+    """(the additive mask input or None, is_causal): the constant terms (the Where mask as
+    0/fill, constant additive masks) summed, the causal one taken out as ``is_causal``, and
+    the others added to what remains."""
+    keep = m.get("keep")
     dt = m.q.type.dtype.numpy
     const = None
     if keep is not None:
         fill = m.array("fill").reshape(-1)[0]
         const = np.where(keep.const.numpy(), 0, fill).astype(dt)
-    if mask is not None:
+    dynamic = []
+    for mask in _terms(m):
         mc = mask.const.numpy() if mask.const is not None and not mask.const.is_elided else None
         if mc is None:
-            if const is None:
-                return mask, 0
-            return rw.op("Add", [mask, rw.const(const, hint="where_mask")]).output, 0
-        const = mc if const is None else (mc.astype(dt) + const).astype(dt)
-    if const is None:
-        return None, 0
-    if not const.any():
-        return None, 0
-    while const.ndim > 2 and const.shape[0] == 1:
-        const = const[0]
-    if const.shape == (s, length):
-        want = np.isfinite(causal_mask(s, length, np.float64))
-        if np.array_equal(const == 0, want) and np.all(const[~want] <= _MASKED):
-            return None, 1
-    if mask is not None and keep is None:
-        return mask, 0
-    return rw.const(const, hint="attention_mask"), 0
+            dynamic.append(mask)
+        else:
+            const = mc if const is None else (mc.astype(dt) + const).astype(dt)
+    causal = 0
+    if const is not None and not const.any():
+        const = None
+    if const is not None:
+        c = const
+        while c.ndim > 2 and c.shape[0] == 1:
+            c = c[0]
+        if c.shape == (s, length):
+            want = np.isfinite(causal_mask(s, length, np.float64))
+            if np.array_equal(c == 0, want) and np.all(c[~want] <= _MASKED):
+                const, causal = None, 1
+            else:
+                const = c
+    if len(dynamic) == 1 and const is None:
+        return dynamic[0], causal
+    # the graph's own constant when it is the whole mask (no new initializer)
+    only = [x for x in _terms(m) if x.const is not None and not x.const.is_elided]
+    terms = list(dynamic)
+    if const is not None:
+        terms.append(only[0] if keep is None and len(only) == 1 and not dynamic else rw.const(const, hint="attention_mask"))
+    if not terms:
+        return None, causal
+    out = terms[0]
+    for t in terms[1:]:
+        out = rw.op("Add", [out, t]).output
+    return out, causal
 
 
 def _fuse(rw, m):

@@ -37,7 +37,8 @@ def attn_graph(kt_form="flatten", scale="split", mask="none", nan_where=True, hq
     grouped heads by repeat_kv when hkv < hq, the scale as ``scale`` ("split" on q and K^T,
     "div", "mul", "none"), and ``mask`` "none", "input" (additive), "causal" (a constant),
     "where" (Where(causal, scores, min)), "where-input" (a bool input), "pad" (a constant that
-    is not causal)."""
+    is not causal), "bias+causal" and "bias+pad" (T5's decoder: an input bias added, then the
+    constant)."""
     g = Graph("g", {"": 21})
     rep = hq // hkv
     q = g.add_input("q", TensorType(F, (1, hq, s, d)))
@@ -71,6 +72,10 @@ def attn_graph(kt_form="flatten", scale="split", mask="none", nan_where=True, hq
         scores = build(g, "Div", [scores, _c(g, np.sqrt(d))]).output
     elif scale == "mul":
         scores = build(g, "Mul", [_c(g, 1 / np.sqrt(d)), scores]).output
+    if mask.startswith("bias+"):
+        b = g.add_input("bias", TensorType(F, (1, hq, s, length)))
+        scores = build(g, "Add", [scores, b]).output
+        mask = mask.removeprefix("bias+")
     if mask == "input":
         m = g.add_input("mask", TensorType(F, (1, 1, s, length)))
         scores = build(g, "Add", [m, scores] if swap_add else [scores, m]).output
@@ -112,7 +117,7 @@ def _fused(g: Graph):
 
 @settings(max_examples=min(N_EXAMPLES, 60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["transpose", "flatten", "bshd"]), st.sampled_from(["split", "div", "mul", "none"]),
-       st.sampled_from(["none", "input", "causal", "where", "pad"]), st.booleans(),
+       st.sampled_from(["none", "input", "causal", "where", "pad", "bias+causal", "bias+pad"]), st.booleans(),
        st.sampled_from([(4, 4), (4, 2), (4, 1)]), st.booleans(), st.integers(1, 4))
 def test_every_form_becomes_one_attention(kt_form, scale, mask, nan_where, heads, swap_add, s):
     hq, hkv = heads
@@ -120,15 +125,18 @@ def test_every_form_becomes_one_attention(kt_form, scale, mask, nan_where, heads
         hkv = hq
     g = attn_graph(kt_form, scale, mask, nan_where, hq=hq, hkv=hkv, s=s, length=s + 2, swap_add=swap_add)
     run_checked(g, ["fuse-attention", "dce"], _inputs(g))
-    ops = [n.qualified_op for n in g.nodes]
+    ops = [n.qualified_op for n in g.nodes if n.qualified_op != "Add"]  # bias+pad sums its two masks
     assert ops == (["Transpose"] if kt_form == "bshd" else []) + ["graphopt.Attention"], ops
+    assert sum(n.op_type == "Add" for n in g.nodes) == int(mask == "bias+pad")
     a = _fused(g)[0]
     assert a.attrs["scale"].value == pytest.approx(1 / np.sqrt(8), rel=1e-6) if scale != "none" else \
         a.attrs["scale"].value == 1.0
     # a causal mask over one query row (of L >= 1 keys) masks nothing: no mask at all
-    assert a.attrs["is_causal"].value == int(mask in ("causal", "where") and s > 1)
+    assert a.attrs["is_causal"].value == int(mask in ("causal", "where", "bias+causal") and s > 1)
     assert a.attrs["zero_nan_rows"].value == int(nan_where)
-    assert len(a.inputs) == (4 if mask in ("input", "pad") else 3)
+    assert len(a.inputs) == (4 if mask in ("input", "pad", "bias+causal", "bias+pad") else 3)
+    if mask == "bias+causal" and s > 1:
+        assert a.inputs[3].name == "bias"  # the causal constant became is_causal: the bias alone is the mask
     assert a.inputs[1].type.shape[1] == hkv  # the un-repeated heads
     assert a.provenance.rule == "fuse-attention.sdpa"
     text = graphopt.print_ir(g)

@@ -33,11 +33,6 @@ _T5_SDPA = ("torch.onnx cannot decompose T5's sdpa attention: 'Cannot view a ten
             "attn_output.reshape(*input_shape, -1) (the tracer's hint: build T5 with attn_implementation='eager')")
 # (family, attn) -> (what fails, reason); "trace" cases fail every test, "counts" only the fused counts
 XFAIL = {
-    ("t5", "eager"): ("counts", "fuse-attention.sdpa at node_matmul_5 (MatMul): input 0 of Add 'node_add_28' %add_27 is "
-                      "produced by Add 'node_add_27', not Where (with the operands swapped: input 1 of Add 'node_add_28' "
-                      "%where_2 is a constant, not produced by Where): the decoder's self-attention adds the relative "
-                      "position bias and the constant causal mask as two Adds (softmax(qk + bias + causal) V); 2 of 6 "
-                      "attention sites (decoder self-attention) stay decomposed"),
     ("t5", "sdpa"): ("trace", _T5_SDPA),
     ("t5-encoder", "sdpa"): ("trace", _T5_SDPA),
 }
