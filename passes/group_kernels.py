@@ -9,8 +9,10 @@ Primitive function, compiled as exactly one kernel:
 - the epilogue: the chain of ELEMENTWISE/BROADCAST consumers of the anchor's value (bias
   Add, activation, residual Add, scale Mul, Cast), each taking in the chain's value and
   values computed outside the group (constants, graph inputs, earlier nodes' outputs),
-  with the chain's shape (an operand broadcasts into the chain, never the chain up). It
-  extends while the chain's value has one use. A value also used elsewhere ends the chain
+  with the chain's shape (an operand broadcasts into the chain, never the chain up), and
+  the reshapes on the way to one (`RESHAPES`: the write-back stores through the index
+  map; GPT-2's Gemm -> Reshape -> residual Add). It extends while the chain's value has
+  one use. A value also used elsewhere ends the chain
   there, before its other user: outputting it from the group as well would make the
   packed kernels' write-back store it and keep going, which their schedule does not do
   (it inlines a consumer only where the value it consumes has one reader);
@@ -27,7 +29,8 @@ The benefit rule, what keeps a group from being slower than what FuseOps gives (
 by building: see tests/passes/test_group_kernels.py):
 
 - a group holds one anchor: the chain stops at any op that is not elementwise/broadcast
-  (another matmul, a reduction, a reshape), so two anchors are never grouped;
+  or a reshape (another matmul, a reduction, a transpose), so two anchors are never
+  grouped;
 - a matmul/gemm/conv anchor must be one graphopt's packed kernels compute (float32, static
   shapes, constant weights; a 2-D matmul weight, a 4-D conv input): those kernels'
   schedules (codegen/schedules dense.py, conv.py) inline an epilogue into the write-back
@@ -82,6 +85,10 @@ MULTI_STAGE = frozenset({"Gelu", "Mod", "PRelu", "Sign", "graphopt.SiLU", "graph
 # The out-fusable ops graphopt's packed CPU kernels compute, by the input that must be a
 # constant (codegen/lower/packed.py; passes do not import codegen).
 PACKED_WEIGHT = {"MatMul": 1, "Gemm": 1, "Conv": 1}
+
+# Injective ops that only reshape (row-major order kept): an epilogue passes through them
+# to the elementwise ops after them (GPT-2's Gemm -> Reshape -> residual Add).
+RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
 
 def kind_of(n: Node) -> Optional[PatternKind]:
@@ -151,12 +158,22 @@ def _epilogue_reason(v: Value, u: Node) -> Optional[str]:
     return None
 
 
+def _is_reshape(v: Value, u: Node) -> bool:
+    """``u`` only reshapes ``v`` (row-major order kept: an affine index map that the packed
+    write-back inlines), its other inputs constants."""
+    return (not u.domain and u.op_type in RESHAPES and u.inputs and u.inputs[0] is v
+            and all(x is None or x.is_constant for x in u.inputs[1:])
+            and len([o for o in u.outputs if o is not None]) == 1)
+
+
 def _epilogue(anchor: Node) -> tuple[list[Node], str]:
-    """The epilogue chain after ``anchor``, and why it ends where it does."""
+    """The epilogue chain after ``anchor``, and why it ends where it does. Reshapes join
+    it only on the way to an elementwise op (a trailing one stays out: FuseOps puts it
+    with its consumers as before)."""
     outs = [o for o in anchor.outputs if o is not None]
     if len(outs) != 1:
         return [], "it has several outputs"
-    v, chain = outs[0], []
+    v, chain, pending = outs[0], [], []
     while True:
         uses = v.uses()
         if v.is_graph_output() and uses:
@@ -166,10 +183,14 @@ def _epilogue(anchor: Node) -> tuple[list[Node], str]:
         u = uses[0].node
         if u.graph is not anchor.graph:
             return chain, f"%{v.name} is read inside a subgraph"
-        why = _epilogue_reason(v, u)
-        if why:
-            return chain, why
-        chain.append(u)
+        if _is_reshape(v, u):
+            pending.append(u)
+        else:
+            why = _epilogue_reason(v, u)
+            if why:
+                return chain, why
+            chain += pending + [u]
+            pending = []
         v = u.outputs[0]
 
 

@@ -293,3 +293,30 @@ def test_random_chains_compile_to_the_oracles_numbers(ops, rank, transposed):
     compiled = graphopt.optimize(g, opt_level=None)
     assert all(f"fused_{grp.name}" in compiled.report.kernel_names for grp in groups)
     assert_close(want, compiled.run(**feeds))
+
+
+def _gemm_view_graph(residual: bool = True) -> Graph:
+    """GPT-2's Conv1D as exported: Reshape -> Gemm (bias) -> Reshape [-> residual Add]."""
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", TensorType(F32, (1, 4, 16)))
+    flat = build(g, "Reshape", [x, g.add_constant("s2", TensorData.from_numpy(np.array([4, 16], np.int64)))],
+                 name="view").output
+    v = build(g, "Gemm", [flat, _const(g, "w", (16, 16), 0.25), _const(g, "b", (16,))], name="gemm").output
+    v = build(g, "Reshape", [v, g.add_constant("s3", TensorData.from_numpy(np.array([1, 4, 16], np.int64)))],
+              name="view2").output
+    g.outputs = [build(g, "Add", [v, x], name="res").output if residual else v]
+    return g
+
+
+def test_epilogue_goes_through_a_reshape_to_the_residual_add():
+    g = _gemm_view_graph()
+    feeds = _feeds(g)
+    run_checked(g, ["group-kernels"], feeds)
+    assert [n.qualified_op for n in g.nodes] == ["Reshape", "graphopt.FusedGroup"]
+    assert _body_ops(g.nodes[1]) == ["Gemm", "Reshape", "Add"]
+    compiled = graphopt.optimize(g, opt_level=None)
+    assert "fused_k_gemm" in compiled.report.kernel_names and compiled.report.scheduled.get("dense") == 1
+    assert_close(run_reference(g, feeds), compiled.run(**feeds))
+    # a reshape with nothing elementwise after it stays out: no epilogue, no group
+    g = _gemm_view_graph(residual=False)
+    assert "%view2 is a graph output" in _explain(g) and not _groups(g)
