@@ -130,6 +130,8 @@ def _anchor_reason(n: Node, prologue: list[Node]) -> Optional[str]:
             return "the packed kernels are float32 only"
         if x.type.shape is None or not x.type.is_static:
             return f"input %{x.name} has no static shape (the packed kernels need one)"
+        if n.op_type == "MatMul" and len(x.type.shape) < 2:
+            return "the packed dense kernel takes a matrix (or a batch of rows), not a vector"
         if n.op_type == "Conv" and len(x.type.shape) != 4:
             return "only 2-D convolutions (4-D input) have a packed kernel"
         w = n.inputs[PACKED_WEIGHT[n.op_type]]
