@@ -1,6 +1,7 @@
-"""Vectorizable float32 exp/erf/tanh: LLVM has no vector exp/erf/tanh here, so ``T.exp``/
-``T.erf`` become one scalar ``expf``/``erff`` call per element, which also blocks
-vectorization (softmax, GELU). They are replaced by the polynomial approximations of TVM's
+"""Vectorizable float32 exp/erf/tanh/sigmoid: LLVM has no vector exp/erf/tanh here, so
+``T.exp``/``T.erf`` become one scalar ``expf``/``erff`` call per element, which also blocks
+vectorization (softmax, GELU; sigmoid is 1/(1+exp(-x)) in TVM's LLVM rules: SiLU and
+SwiGLU ran at about 10 ns an element). They are replaced by the polynomial approximations of TVM's
 ``topi.fast_exp``/``fast_erf``/``fast_tanh`` (Cephes/Eigen; within a few float32 ulps),
 NaN-preserving."""
 
@@ -56,7 +57,7 @@ def _fast_exp(x):
 
 
 def fast_math(func):
-    """``func`` with float32 exp/erf/tanh calls replaced by vectorizable polynomials, and
+    """``func`` with float32 exp/erf/tanh/sigmoid calls replaced by vectorizable polynomials, and
     ``pow(x, 2|3)`` by products (``powf`` is a scalar call too)."""
     import tvm_ffi
     from tvm import tirx
@@ -71,11 +72,13 @@ def fast_math(func):
                 x = c.args[0]
                 return x * x if float(v) == 2.0 else x * x * x
             return c
-        if name not in ("tirx.exp", "tirx.erf", "tirx.tanh") or str(getattr(c, "dtype", None) or c.ty) != "float32" or len(c.args) != 1:
+        if name not in ("tirx.exp", "tirx.erf", "tirx.tanh", "tirx.sigmoid") or str(getattr(c, "dtype", None) or c.ty) != "float32" or len(c.args) != 1:
             return c
         x = c.args[0]
         if name == "tirx.exp":
             y = _fast_exp(x)
+        elif name == "tirx.sigmoid":  # exp(-x) saturates to 0 or 3.4e38: sigmoid to 1 or ~0
+            y = tirx.const(1.0, "float32") / (tirx.const(1.0, "float32") + _fast_exp(-x))
         elif name == "tirx.erf":
             y = _odd_rational(x, 4.0, _ERF_ALPHA, _ERF_BETA)
         else:

@@ -103,15 +103,17 @@ def test_layer_norm_rows(shape):
     check_against_oracle(g, {"x": _rand(*shape) * 3 + 1})
 
 
-@pytest.mark.parametrize("op", ["Exp", "Erf", "Tanh"])
+@pytest.mark.parametrize("op", ["Exp", "Erf", "Tanh", "Sigmoid"])
 def test_fast_math_accuracy(op):
-    x = np.concatenate([np.linspace(-20, 20, 4001), [0.0, -0.0, 1e-30, -1e-8, np.inf, -np.inf, np.nan]])
+    x = np.concatenate([np.linspace(-20, 20, 4001), [0.0, -0.0, 1e-30, -1e-8, 90.0, -90.0, -200.0,
+                                                    np.inf, -np.inf, np.nan]])
     x = x.astype(np.float32)
     g = _graph([helper.make_node(op, ["x"], ["y"])], [_vi("x", [x.size])], [_vi("y", [x.size])])
     from codegen_testutil import compile_graph
 
     y = compile_graph(g).run(x=x)[0].astype(np.float64)
-    ref = {"Exp": np.exp, "Tanh": np.tanh, "Erf": np.vectorize(math.erf)}[op](x.astype(np.float64))
+    ref = {"Exp": np.exp, "Tanh": np.tanh, "Erf": np.vectorize(math.erf),
+           "Sigmoid": lambda v: 1 / (1 + np.exp(-v))}[op](x.astype(np.float64))
     ref = ref.astype(np.float32).astype(np.float64)  # float32 range (exp overflow -> inf)
     nan = np.isnan(ref)
     assert np.array_equal(np.isnan(y), nan)
