@@ -112,7 +112,9 @@ def _fmt_row(r):
     return "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
 
 
-def _profile(model, top):
+def _profile(model, top, level="O1"):
+    """Print the kernels of ``model`` (an ONNX path or ModelProto) compiled at ``level`` that
+    take the most time (each built alone and timed on random data, times its calls)."""
     import graphopt
     from graphopt.codegen.build import prepare, schedule
     from graphopt.codegen.kernels import tags
@@ -123,7 +125,7 @@ def _profile(model, top):
 
     target = Target.parse("cpu")
     tg = target.tvm
-    g = run_passes(graphopt.import_onnx(model), lowering_pipeline("O1"))
+    g = run_passes(graphopt.import_onnx(model), lowering_pipeline(level))
     mod = schedule(prepare(lower(g, target=target).mod, tg), target)
     ks = profile_kernels(mod, tg)
     tot = sum(k.total_ms for k in ks) or 1.0
@@ -132,7 +134,7 @@ def _profile(model, top):
         kind = "conv" if tags.CONV2D in k.name else "dense" if tags.DENSE in k.name else \
             "pool" if "pool" in k.name else "other"
         by_kind[kind] = by_kind.get(kind, 0.0) + k.total_ms
-    print("   kernel time by kind: " + ", ".join(f"{k} {v / tot * 100:.0f}%" for k, v in
+    print(f"   kernel time in all: {tot:.1f} ms by kind: " + ", ".join(f"{k} {v / tot * 100:.0f}%" for k, v in
                                                  sorted(by_kind.items(), key=lambda kv: -kv[1])))
     for k in ks[:top]:
         print(f"   {k.name:45s} x{k.calls}  {k.ms:7.3f} ms  {k.total_ms / tot * 100:5.1f}%")
