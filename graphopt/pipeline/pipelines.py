@@ -2,7 +2,7 @@
 
 - ``O0``: no passes (import/export only).
 - ``O1``: the cleanup passes to a fixpoint: simplify, fold-constants, cse, dce.
-- ``O2``: O1, then rewrites that round (fuse-conv-bn) and pattern fusions (fuse-gelu, fuse-layer-norm, fuse-rms-norm, fuse-swiglu, fuse-rotary, fuse-attention), then O1 again.
+- ``O2``: O1, then rewrites that round (fuse-conv-bn) and pattern fusions (fuse-gelu, fuse-layer-norm, fuse-rms-norm, fuse-swiglu, fuse-rotary, fuse-attention), then O1 again, then group-kernels (graphopt's kernel boundaries around matmuls, convs and norms).
 - ``O3``: not yet defined (more aggressive fusion, layout).
 
 A spec picks passes by name: ``"fold-constants,dce"``, options in braces
@@ -33,14 +33,19 @@ def _o1() -> list[PipelineItem]:
 O2_PASSES = ["fuse-conv-bn", "fuse-gelu", "fuse-layer-norm", "fuse-rms-norm", "fuse-swiglu", "fuse-rotary", "fuse-attention"]
 
 
+# After the last cleanup: the groups it outlines are opaque to the rewrites above.
+O2_LAST = ["group-kernels"]
+
+
 def _o2() -> list[PipelineItem]:
-    return _o1() + [get_pass(n)() for n in O2_PASSES] + _o1()
+    return _o1() + [get_pass(n)() for n in O2_PASSES] + _o1() + [get_pass(n)() for n in O2_LAST]
 
 
 PIPELINES: dict[str, tuple[str, Callable[[], list[PipelineItem]]]] = {
     "O0": ("no passes: import and export only", _o0),
     "O1": ("cleanup to a fixpoint: " + ", ".join(O1_PASSES), _o1),
-    "O2": ("O1, then " + ", ".join(O2_PASSES) + " (rounds within float tolerance), then O1 again", _o2),
+    "O2": ("O1, then " + ", ".join(O2_PASSES) + " (rounds within float tolerance), then O1 again, then "
+           + ", ".join(O2_LAST), _o2),
 }
 
 

@@ -98,7 +98,8 @@ def test_a_wrong_weight_names_the_kernel_that_reads_it():
     # everything before it agrees: the layer norm's kernel, the first matmul's
     before = [c for c in rep.checks if c.position < first.position]
     assert before and all(c.status in ("ok", "no-oracle") for c in before)
-    assert any(c.status == "ok" and "relu" in c.nodes for c in before)
+    # the Relu is computed in -O2's group-kernels group of the first matmul, k_mm1
+    assert any(c.status == "ok" and {"relu", "k_mm1"} & set(c.nodes) for c in before)
     assert first.max_abs > 1e-2 and first.mismatched > 0 and first.rtol is not None
     text = str(rep)
     assert f"first diverging kernel: kernel {first.kernel}" in text and "mm2" in text and "max abs error" in text
