@@ -16,6 +16,7 @@ Inputs not given are generated (seeded, deterministic) from the artifact's input
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Union
 
@@ -40,6 +41,9 @@ class KernelCheck:
     sources: list            # the nodes of the model as imported that they came from (provenance)
     status: str              # "ok", "diverges", "no-oracle", "not-captured"
     note: str = ""
+    # why "no-oracle": "step" (a step of a node's lowering: no graph value of its own),
+    # "hidden" (a value the oracle cannot expose), "unmapped" (the map could not follow it)
+    reason: Optional[str] = None
     max_abs: Optional[float] = None
     max_rel: Optional[float] = None
     mismatched: int = 0
@@ -83,8 +87,12 @@ class IntermediatesReport:
             lines.append(f"inputs generated (seeded random, seed {self.seed}; not given): {', '.join(self.generated)}")
         tol = "per dtype" if self.rtol is None and self.atol is None else f"rtol {self.rtol}, atol {self.atol}"
         first = self.first
-        counts = (f"{self.compared} kernel output(s) compared, {self.count('no-oracle')} without an oracle value, "
-                  f"{self.count('not-captured')} not captured")
+        why = Counter(c.reason for c in self.checks if c.status == "no-oracle")
+        said = {"step": "steps inside a node's lowering with no graph value of their own",
+                "hidden": "values the oracle cannot expose", "unmapped": "calls the kernel map could not follow"}
+        detail = "; ".join(f"{n} {said.get(r, r)}" for r, n in sorted(why.items(), key=lambda x: str(x[0])))
+        counts = (f"{self.compared} kernel output(s) compared, {self.count('no-oracle')} without an oracle value"
+                  + (f" ({detail})" if detail else "") + f", {self.count('not-captured')} not captured")
         if first is None:
             lines.append(f"no kernel output diverges from the oracle ({tol}): {counts}")
         else:
@@ -273,18 +281,33 @@ def compare_intermediates(model, inputs: Union[Mapping[str, np.ndarray], Sequenc
     for pos, (c, arrs) in enumerate(traced):
         knodes = list(dict.fromkeys([w["node"] for g in c["outputs"] for w in g] + [w["node"] for w in c.get("inside", ())]))
         for k, group in enumerate(c["outputs"]):
-            w = next((w for w in group if w["value"] in oracle), group[0] if group else None)
+            whole = [w for w in group if not w.get("part")]
+            parts = [w for w in group if w.get("part")]
+            w = next((w for w in whole if w["value"] in oracle), whole[0] if whole else None)
             base = dict(position=pos, kernel=c["kernel"], output=k, value=w and w["value"], node=w and w["node"],
                         op=w and w.get("op"), nodes=knodes, sources=sources(knodes))
             if arrs is None:
                 checks.append(KernelCheck(**base, status="not-captured", note="the call did not run as the map expected"))
                 continue
+            if w is None and any(p.get("reshaped") and p["value"] in oracle for p in parts):
+                w = next(p for p in parts if p.get("reshaped") and p["value"] in oracle)  # compared reshaped
+                base.update(value=w["value"], node=w["node"], op=w.get("op"))
+            if w is None and parts:
+                p = parts[0]
+                base.update(node=p["node"], op=p.get("op"))
+                checks.append(KernelCheck(**base, status="no-oracle", reason="step",
+                                          note=f"a step of node {p['node']}'s lowering ({p.get('op')}), "
+                                               "no graph value of its own"))
+                continue
             if w is None or w["value"] not in oracle:
-                why = ("the build could not follow this call to graph values" if w is None
-                       else "the oracle cannot expose this value")
-                checks.append(KernelCheck(**base, status="no-oracle", note=why))
+                reason, why = (("unmapped", "the build could not follow this call to graph values") if w is None
+                               else ("hidden", "the oracle cannot expose this value"))
+                checks.append(KernelCheck(**base, status="no-oracle", reason=reason, note=why))
                 continue
             a, e = arrs[k], oracle[w["value"]]
+            note = ""
+            if w.get("part") and a.size == e.size:
+                a, note = a.reshape(e.shape), f"a step of node {w['node']}'s lowering, compared in %{w['value']}'s shape"
             r, t = _default_tolerance(e.dtype)
             r, t = (rtol if rtol is not None else r), (atol if atol is not None else t)
             if a.shape != e.shape:
@@ -294,5 +317,5 @@ def compare_intermediates(model, inputs: Union[Mapping[str, np.ndarray], Sequenc
                 continue
             bad, mabs, mrel = _errors(a, e, r, t)
             checks.append(KernelCheck(**base, status="diverges" if bad else "ok", max_abs=mabs, max_rel=mrel,
-                                      mismatched=bad, size=int(e.size), rtol=r, atol=t))
+                                      mismatched=bad, size=int(e.size), rtol=r, atol=t, note=note))
     return IntermediatesReport(checks, generated=sorted(generated), seed=seed, rtol=rtol, atol=atol)

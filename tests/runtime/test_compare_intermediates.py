@@ -223,3 +223,69 @@ def test_a_bad_kernel_map_is_refused_naming_its_entry(tmp_path):
 def test_an_unknown_input_name_is_refused(compiled):
     with pytest.raises(graphopt.GraphoptError, match="'nope'.*no such input"):
         graphopt.compare_intermediates(compiled, {"nope": X})
+
+
+def test_a_model_in_stages_compares_every_tvm_stage(monkeypatch):
+    from graphopt.codegen.lower.registry import TABLE
+    from graphopt.ir import DType, Graph, TensorType
+    from graphopt.ops import build
+
+    monkeypatch.delitem(TABLE, "Det")  # an op with no lowering: its node runs on onnxruntime
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", TensorType(DType.FLOAT32, (2, 4, 4)))
+    d = build(g, "Det", [build(g, "Abs", [x], name="abs").output], name="det").output
+    g.outputs = [build(g, "Neg", [build(g, "Exp", [d], name="exp").output], name="neg").output]
+    cm = compile_model(g, fallback="ort")
+    assert len(cm.stages) == 3
+    rep = graphopt.compare_intermediates(cm)
+    assert rep.first is None, str(rep)
+    assert {"abs", "neg"} <= {c.node for c in rep.checks if c.status == "ok"}
+
+
+def test_a_fused_group_with_two_outputs_is_one_call():
+    from graphopt.ir import DType, Graph, TensorType
+    from graphopt.ir.function import outline
+    from graphopt.ops import build
+
+    g = Graph("g", {"": 21})
+    x = g.add_input("x", TensorType(DType.FLOAT32, (2, 8)))
+    a = build(g, "Relu", [x], name="relu").output
+    b = build(g, "Exp", [a], name="exp").output
+    c = build(g, "Neg", [a], name="neg").output
+    g.outputs = [build(g, "Add", [b, c], name="add").output, b]
+    outline(g, [a.producer, b.producer, c.producer], name="grp")
+    cm = compile_model(g, opt_level=None)
+    grp = [k for k in cm.manifest["kernels"] if k["kernel"] == "fused_grp"]
+    assert len(grp) == 1 and len(grp[0]["outputs"]) == 2, cm.manifest["kernels"]
+    rep = graphopt.compare_intermediates(cm)
+    assert rep.first is None, str(rep)
+    checked = [c for c in rep.checks if c.kernel == "fused_grp"]
+    assert [c.output for c in checked] == [0, 1]
+    # the group's values live inside its function on the oracle's side: not exposable there
+    assert all(c.status in ("ok", "no-oracle") for c in checked) and rep.compared >= 1
+
+
+def _batched_matmul_model():
+    """x[1, 4, 8] @ W1 -> Tanh: the MatMul lowers to a reshape to 2-D, a dense kernel and a
+    reshape back (fused into the Tanh's kernel)."""
+    n, c = helper.make_node, numpy_helper.from_array
+    g = helper.make_graph([n("MatMul", ["x", "w1"], ["m"], name="mm"), n("Tanh", ["m"], ["t"], name="tanh")], "bm",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+                          [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4, 16])], initializer=[c(W1, "w1")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def test_a_dense_step_is_compared_in_its_values_shape():
+    cm = compile_model(_batched_matmul_model(), opt_level="O1")
+    parts = [w for c in cm.manifest["kernels"] for g in c["outputs"] for w in g if w.get("part")]
+    assert any(w["node"] == "mm" and w.get("reshaped") for w in parts), cm.manifest["kernels"]
+    x = np.random.default_rng(3).standard_normal((1, 4, 8)).astype(np.float32)
+    rep = graphopt.compare_intermediates(cm, {"x": x})
+    assert rep.first is None, str(rep)
+    dense = [c for c in rep.checks if c.value == "m" and c.status == "ok"]
+    assert dense and "compared in %m's shape" in dense[0].note
+    # a wrong weight shows at the dense kernel itself, not only at the Tanh after it
+    i = next(i for i, p in enumerate(cm.stages[0].host_params()) if p.size == W1.size)
+    cm.stages[0].params[i].copyfrom(cm.stages[0].params[i].numpy() * 3.0)
+    first = graphopt.compare_intermediates(cm, {"x": x}).first
+    assert first is not None and first.value == "m" and first.node == "mm", first
