@@ -75,6 +75,7 @@ class BuildStats:
     from_database: int = 0
     kernel_names: list = field(default_factory=list)  # the built PrimFuncs (the fusion report's kernels)
     calls: list = field(default_factory=list)         # the kernel map (codegen.kernel_map), when asked for
+    calls_error: Optional[str] = None                 # why the kernel map is empty, if it failed
 
 
 def prepare(mod, target, snapshots: Optional[list] = None):
@@ -239,7 +240,10 @@ def build(mod, gtarget, database=None, stats: Optional[BuildStats] = None, extra
         if snaps is not None:
             from .kernel_map import kernel_map
 
-            stats.calls = kernel_map(snaps[0], snaps[1], mod, var_values)
+            try:
+                stats.calls = kernel_map(snaps[0], snaps[1], mod, var_values)
+            except Exception as e:  # a diagnostic's failure must not fail the compile
+                stats.calls, stats.calls_error = [], f"{type(e).__name__}: {e}"[:300]
         ex = relax.build(mod, target=target)
     stats.seconds = time.perf_counter() - t0
     return ex
