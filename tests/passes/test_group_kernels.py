@@ -30,9 +30,10 @@ def _const(g: Graph, name: str, shape, scale=1.0) -> object:
 
 
 def chain_graph(ops, *, rank: int = 3, k: int = 16, n: int = 16, transposed_weight: bool = False,
-                data_prologue: bool = False) -> Graph:
-    """x -> MatMul(W) -> ops... ; "bias" adds a per-column constant, "res" adds x, "scale"
-    multiplies by a scalar, "cast" casts to float32 (a no-op cast), others are unary ops."""
+                data_prologue: bool = False, gemm: bool = False) -> Graph:
+    """x -> MatMul(W) (or, 2-D, Gemm(x, W^T, c) with transB) -> ops... ; "bias" adds a
+    per-column constant, "res" adds x, "scale" multiplies by a scalar, "cast" casts to
+    float32 (a no-op cast), others are unary ops."""
     g = Graph("g", {"": 21})
     shape = (2, 3, k) if rank == 3 else (6, k)
     x = g.add_input("x", TensorType(F32, shape))
@@ -45,7 +46,11 @@ def chain_graph(ops, *, rank: int = 3, k: int = 16, n: int = 16, transposed_weig
         w = build(g, "Transpose", [_const(g, "w_nk", (n, k), k ** -0.5)], {"perm": [1, 0]}, name="wt").output
     else:
         w = _const(g, "w", (k, n), k ** -0.5)
-    v = build(g, "MatMul", [h, w], name="mm").output
+    if gemm:
+        v = build(g, "Gemm", [h, _const(g, "w_gemm", (n, k), k ** -0.5), _const(g, "c", (n,))], {"transB": 1},
+                  name="mm").output
+    else:
+        v = build(g, "MatMul", [h, w], name="mm").output
     for i, op in enumerate(ops):
         if op == "bias":
             v = build(g, "Add", [v, _const(g, f"b{i}", (n,))], name=f"bias{i}").output
@@ -279,10 +284,11 @@ EPILOGUE_OPS = ["bias", "res", "scale", "cast", "Relu", "Sigmoid", "Tanh", "Neg"
 
 
 @settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(EPILOGUE_OPS), min_size=1, max_size=4), st.sampled_from([2, 3]),
+@given(st.lists(st.sampled_from(EPILOGUE_OPS), min_size=1, max_size=4), st.sampled_from(["mm2", "mm3", "gemm"]),
        st.booleans())
-def test_random_chains_compile_to_the_oracles_numbers(ops, rank, transposed):
-    g = chain_graph(ops, rank=rank, k=8, n=8, transposed_weight=transposed)
+def test_random_chains_compile_to_the_oracles_numbers(ops, anchor, transposed):
+    g = chain_graph(ops, rank=3 if anchor == "mm3" else 2, k=8, n=8, transposed_weight=transposed and anchor != "gemm",
+                    gemm=anchor == "gemm")
     feeds = _feeds(g)
     want = run_reference(g, feeds)
     graphopt.run_passes(g, ["group-kernels"], verify_each=True)
