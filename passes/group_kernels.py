@@ -12,10 +12,10 @@ Primitive function, compiled as exactly one kernel:
   with the chain's shape (an operand broadcasts into the chain, never the chain up), and
   the reshapes on the way to one (`RESHAPES`: the write-back stores through the index
   map; GPT-2's Gemm -> Reshape -> residual Add). It extends while the chain's value has
-  one use. A value also used elsewhere ends the chain
-  there, before its other user: outputting it from the group as well would make the
-  packed kernels' write-back store it and keep going, which their schedule does not do
-  (it inlines a consumer only where the value it consumes has one reader);
+  one use. A value also used elsewhere ends the chain there, before its other user:
+  outputting it from the group as well would make the packed kernels' write-back store it
+  and keep going, which their schedule does not do (it inlines a consumer only where the
+  value it consumes has one reader);
 - the prologue: the weight of a matmul when it is a Transpose of a constant used only by
   the anchor (tied embeddings: GPT-2's lm_head). It must come in: the packed dense kernel
   needs constant weights, and a group input is not one. With ``prologues`` on, also
@@ -57,7 +57,8 @@ Measured (``python -m benchmarks.pass_ab --with group-kernels --models bert,gpt2
 -O2 over interleaved rounds): BERT-base seq 128 1.016 (288.3 vs 284.7 ms), GPT-2 decode
 0.944 (39.3 vs 40.3 ms, 21 kernels vs 23), GPT-2 prefill seq 128 1.010 (446.8 vs 454.4 ms,
 20 kernels vs 22): no slower within this machine's noise, and identical outputs. It runs
-last in -O2.
+last in -O2. On CUDA (no packed kernels there) a group's kernel still gets dlight's Matmul
+schedule, as FuseOps's did (read off the built TIR for sm_80; not timed, no GPU here).
 
 Every anchor it looks at and does not group is a miss with the reason (``--explain
 group-kernels``); each group formed is one application of rule ``group-kernels.group``,
