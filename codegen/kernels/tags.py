@@ -10,6 +10,7 @@ BLOCK_KEY = "graphopt_bn"        # block annotation: the packed output-channel b
 
 CONV2D = "gconv"                 # kernels.conv2d: packed NCHW conv2d
 DENSE = "gdense"                 # kernels.dense: packed matmul with constant weights
+ATTENTION = "gattn"              # kernels.attention: online-softmax attention (hand-scheduled)
 
-TAGS = (CONV2D, DENSE)
+TAGS = (CONV2D, DENSE, ATTENTION)
 
