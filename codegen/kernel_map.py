@@ -116,6 +116,8 @@ def kernel_map(before, fused, built, var_values: dict) -> list:
 
     for b in _main_bindings(fused):
         v, vid = b.value, b.var.id_
+        if vid in pre_names:   # a binding FuseOps left as it was (the same var: If, match_cast, ...)
+            names[vid] = pre_names[vid]
         if isinstance(v, relax.Var):
             if v.id_ in names:
                 names[vid] = names[v.id_]
@@ -161,6 +163,7 @@ def kernel_map(before, fused, built, var_values: dict) -> list:
     # fused function's PrimFunc named after it
     views = _views(built)
     prims = _prim_names(built)
+    nested = _nested_callees(built)
     out = []
     j = 0
     for pos, b in enumerate(_main_bindings(built)):
@@ -175,6 +178,9 @@ def kernel_map(before, fused, built, var_values: dict) -> list:
         if len(outs) != n_out:
             outs, inside = [[] for _ in range(n_out)], []
         out.append({"kernel": kernel, "view": pos in views,
+                    # also called inside control flow (If branches, loop bodies): a run's
+                    # calls of it cannot be told apart by name
+                    "ambiguous": kernel in nested or (pos in views and "reshape" in nested),
                     "outputs": [[w for nm in group for w in inside_of(nm)] for group in outs],
                     "inside": _unique([w for nm in inside for w in inside_of(nm)])})
     return out
@@ -224,6 +230,37 @@ def _owners(before, var_values: dict) -> dict:
                     owner[name]["reshaped"] = True
                 break
     return owner
+
+
+def _nested_callees(mod) -> set:
+    """Kernels called other than by main's top-level bindings: inside If branches, or by
+    other relax functions (loop bodies); "reshape" stands for any view there."""
+    from tvm import relax
+
+    top = {b.var.id_ for b in _main_bindings(mod)}
+    out: set = set()
+
+    def visit(e, in_main_top: bool):
+        if isinstance(e, relax.SeqExpr):
+            for blk in e.blocks:
+                for b in blk.bindings:
+                    inner = in_main_top and b.var.id_ in top
+                    if not inner:
+                        k = _callee(b.value)
+                        if k is not None:
+                            out.add(k)
+                        if isinstance(b.value, relax.Call) and _RESHAPE.match(k or ""):
+                            out.add("reshape")
+                    visit(b.value, False)
+            visit(e.body, False)
+        elif isinstance(e, relax.If):
+            visit(e.true_branch, False)
+            visit(e.false_branch, False)
+
+    for gv, f in mod.functions.items():
+        if isinstance(f, relax.Function) and (f.attrs is None or "Primitive" not in f.attrs):
+            visit(f.body, gv.name_hint == "main")
+    return out
 
 
 def _globals(mod) -> set:

@@ -287,7 +287,9 @@ def compare_intermediates(model, inputs: Union[Mapping[str, np.ndarray], Sequenc
             base = dict(position=pos, kernel=c["kernel"], output=k, value=w and w["value"], node=w and w["node"],
                         op=w and w.get("op"), nodes=knodes, sources=sources(knodes))
             if arrs is None:
-                checks.append(KernelCheck(**base, status="not-captured", note="the call did not run as the map expected"))
+                why = ("its kernel also runs inside control flow (If, Loop): its calls cannot be told apart"
+                       if c.get("ambiguous") else "the call did not run as the map expected")
+                checks.append(KernelCheck(**base, status="not-captured", note=why))
                 continue
             if w is None and any(p.get("reshaped") and p["value"] in oracle for p in parts):
                 w = next(p for p in parts if p.get("reshaped") and p["value"] in oracle)  # compared reshaped

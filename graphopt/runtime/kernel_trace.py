@@ -45,7 +45,11 @@ def trace_stage(stage: TvmStage, calls: list, arrays: list) -> Trace:
     stage.check_runnable()
     pending: dict = defaultdict(deque)
     views: deque = deque()
+    skip = {c["kernel"] for c in calls if c.get("ambiguous")}   # called in control flow too
+    skip_views = any(c.get("ambiguous") and c.get("view") for c in calls)
     for i, c in enumerate(calls):
+        if c["kernel"] in skip or (c.get("view") and skip_views):
+            continue
         (views if c.get("view") else pending[c["kernel"]]).append(i)
     trace = Trace([None] * len(calls))
 

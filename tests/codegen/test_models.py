@@ -105,7 +105,8 @@ def test_artifact_round_trip(small, tmp_path):
     m, cm = small
     out = tmp_path / "art"
     cm.save(out)
-    assert {p.name for p in out.iterdir()} == {"manifest.json", "model.so", "params.npz"}
+    # graph.onnx: the compiled graph, which compare_intermediates runs its oracle on
+    assert {p.name for p in out.iterdir()} == {"manifest.json", "model.so", "params.npz", "graph.onnx"}
     man = json.loads((out / "manifest.json").read_text())
     assert man["inputs"][0] == {"name": "x", "dtype": "float32", "shape": ["N", 3, 8, 8]}
     assert man["target"] == "cpu" and man["versions"]["tvm"] and man["content_hash"]

@@ -289,3 +289,36 @@ def test_a_dense_step_is_compared_in_its_values_shape():
     cm.stages[0].params[i].copyfrom(cm.stages[0].params[i].numpy() * 3.0)
     first = graphopt.compare_intermediates(cm, {"x": x}).first
     assert first is not None and first.value == "m" and first.node == "mm", first
+
+
+def _if_model(after: str):
+    """y = If(sum(x) > 0) then Neg(x) else Abs(x); then ``after`` in main."""
+    n, V = helper.make_node, helper.make_tensor_value_info
+    then_g = helper.make_graph([n("Neg", ["x"], ["t0"])], "then", [], [V("t0", TensorProto.FLOAT, [3, 4])])
+    else_g = helper.make_graph([n("Abs", ["x"], ["e0"])], "else", [], [V("e0", TensorProto.FLOAT, [3, 4])])
+    tail = ([n("Neg", ["y"], ["z"], name="neg"), n("Exp", ["z"], ["out"], name="exp")] if after == "neg-exp"
+            else [n("Abs", ["y"], ["out"], name="abs")])
+    g = helper.make_graph(
+        [n("ReduceSum", ["x"], ["s"], keepdims=0, name="sum"), n("Greater", ["s", "zero"], ["c"], name="gt"),
+         n("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g, name="if")] + tail, "ctl",
+        [V("x", TensorProto.FLOAT, [3, 4])], [V("out", TensorProto.FLOAT, [3, 4])],
+        [numpy_helper.from_array(np.array(0.0, np.float32), "zero")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+
+
+@pytest.mark.parametrize("after", ["neg-exp", "abs"])
+def test_control_flow_kernels_are_compared_only_where_unambiguous(after):
+    """A kernel after an If is followed through it; one whose kernel also runs in a branch
+    (main's Abs and the else branch's share it) cannot be told apart and is not captured."""
+    cm = compile_model(_if_model(after), opt_level=None)
+    for sign in (1, -1):   # each branch
+        x = sign * np.abs(np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32))
+        rep = graphopt.compare_intermediates(cm, {"x": x})
+        assert rep.first is None, str(rep)
+        ok = {c.value for c in rep.checks if c.status == "ok"}
+        assert {"s", "c"} <= ok, str(rep)
+        if after == "neg-exp":
+            assert "out" in ok, str(rep)
+        else:
+            skipped = [c for c in rep.checks if c.status == "not-captured"]
+            assert [c.value for c in skipped] == ["out"] and "control flow" in skipped[0].note, str(rep)
