@@ -114,6 +114,7 @@ def kernel_map(before, fused, built, var_values: dict) -> list:
             return hit[0]
         return None
 
+    made_before = _globals(before)   # graphopt's own Primitive functions: calls FuseOps leaves alone
     for b in _main_bindings(fused):
         v, vid = b.value, b.var.id_
         if vid in pre_names:   # a binding FuseOps left as it was (the same var: If, match_cast, ...)
@@ -134,7 +135,7 @@ def kernel_map(before, fused, built, var_values: dict) -> list:
         if not isinstance(v, relax.Call):
             continue
         gv = v.op
-        fn = fused[gv] if isinstance(gv, relax.expr.GlobalVar) and gv.name_hint not in _globals(before) else None
+        fn = fused[gv] if isinstance(gv, relax.expr.GlobalVar) and gv.name_hint not in made_before else None
         if isinstance(fn, relax.Function):  # a group FuseOps made
             outs, inside = _follow_group(fn, v, names, lookup)
         else:                               # a call FuseOps left as it was (graphopt's groups too)
