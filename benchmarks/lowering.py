@@ -131,13 +131,13 @@ def _profile(model, top, level="O1"):
     tot = sum(k.total_ms for k in ks) or 1.0
     by_kind: dict = {}
     for k in ks:
-        kind = "conv" if tags.CONV2D in k.name else "dense" if tags.DENSE in k.name else \
-            "pool" if "pool" in k.name else "other"
+        kind = {tags.CONV2D: "conv", tags.DENSE: "dense", tags.ATTENTION: "attention"}.get(k.kind) or \
+            ("pool" if "pool" in k.name else "other")
         by_kind[kind] = by_kind.get(kind, 0.0) + k.total_ms
     print(f"   kernel time in all: {tot:.1f} ms by kind: " + ", ".join(f"{k} {v / tot * 100:.0f}%" for k, v in
                                                  sorted(by_kind.items(), key=lambda kv: -kv[1])))
     for k in ks[:top]:
-        print(f"   {k.name:45s} x{k.calls}  {k.ms:7.3f} ms  {k.total_ms / tot * 100:5.1f}%")
+        print(f"   {k.name:45s} {k.kind or '-':6s} x{k.calls}  {k.ms:7.3f} ms  {k.total_ms / tot * 100:5.1f}%")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ class KernelTime:
     calls: int
     ms: float          # one call
     flops: float = 0.0
+    kind: str = ""     # the graphopt kernel (kernels.tags) the function holds, "" for TVM's own
 
     @property
     def total_ms(self) -> float:
@@ -68,6 +69,14 @@ def random_args(func, dev):
     return args
 
 
+def kernel_kind(func) -> str:
+    """The tag of the graphopt kernel (`kernels.tags`) ``func`` computes, "" if none: a
+    FusedGroup's kernel is named after its anchor node, not after the kernel inside it."""
+    from .schedules.helpers import schedule_of, tagged_blocks
+
+    return next((t for _, t in tagged_blocks(schedule_of(func))), "")
+
+
 def profile_kernels(mod, target, number: int = 3, names=None) -> list[KernelTime]:
     """Time every scheduled PrimFunc of ``mod`` (a module after `build.schedule`)."""
     import tvm
@@ -92,6 +101,6 @@ def profile_kernels(mod, target, number: int = 3, names=None) -> list[KernelTime
             ms = (time.perf_counter() - t0) / number * 1000
         except Exception:
             continue
-        out.append(KernelTime(gv.name_hint, counts.get(gv.name_hint, 1), ms))
+        out.append(KernelTime(gv.name_hint, counts.get(gv.name_hint, 1), ms, kind=kernel_kind(f)))
     out.sort(key=lambda k: -k.total_ms)
     return out

@@ -29,18 +29,25 @@ def loop_work(sch, loops, unknown: int = 64) -> int:
     return total
 
 
-def tagged_block(sch, tag: str):
-    """The one block annotated as graphopt kernel ``tag`` (`kernels.tags`), or None."""
+def tagged_blocks(sch) -> list:
+    """(block, tag) for every block annotated as a graphopt kernel (`kernels.tags`); a
+    scheduled reduction has two (its init block keeps the annotation)."""
     found = []
 
     def visit(parent):
         for b in sch.get_child_blocks(parent):
             ann = sch.get(b).annotations
-            if TAG_KEY in ann and str(ann[TAG_KEY]) == tag:
-                found.append(b)
+            if TAG_KEY in ann:
+                found.append((b, str(ann[TAG_KEY])))
             visit(b)
 
     visit(sch.get_sblock("root"))
+    return found
+
+
+def tagged_block(sch, tag: str):
+    """The one block annotated as graphopt kernel ``tag`` (`kernels.tags`), or None."""
+    found = [b for b, t in tagged_blocks(sch) if t == tag]
     return found[0] if len(found) == 1 else None
 
 
