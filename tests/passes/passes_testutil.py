@@ -17,8 +17,8 @@ N_EXAMPLES = examples(200)
 
 
 def run_checked(graph: Graph, passes, inputs=None, check_numbers: bool = True):
-    """Run ``passes`` with verify-each; check the numbers against the oracle and that a second
-    run changes nothing. Returns the first run (its records say what changed)."""
+    """Run ``passes`` with verify-each and check-numerics; check the numbers against the oracle
+    and that a second run changes nothing. Returns the first run (its records say what changed)."""
     verify(graph)
     expected = None
     if check_numbers:
@@ -34,7 +34,11 @@ def run_checked(graph: Graph, passes, inputs=None, check_numbers: bool = True):
             note(f"the oracle cannot run the generated graph ({e}):\n{print_ir(graph)}")
             print(f"GENERATED GRAPH DOES NOT RUN: {e}\n{print_ir(graph)}", file=sys.stderr)
             assume(False)
-    run = run_pipeline(graph, passes, verify_each=True)
+    feeds = inputs
+    if feeds is not None and not isinstance(feeds, dict):
+        feeds = dict(zip((v.name for v in graph.inputs), feeds))
+    # --check-numerics: the oracle after every pass that changed the graph, not only at the end
+    run = run_pipeline(graph, passes, verify_each=True, check_numerics=check_numbers, inputs=feeds)
     verify(graph)
     if check_numbers:
         assert_close(expected, run_reference(graph, inputs))
