@@ -4,7 +4,9 @@ values it hands to the rest of the graph by constants.
 What folds: any deterministic standard-domain node whose inputs are all constants or
 folded values, plus ``Shape`` and ``Size`` of a value whose shape is static (seeds, computed
 from the type). Nodes holding subgraphs, the Random* family, Bernoulli, Multinomial and
-Dropout never fold (simplify removes inference Dropout).
+Dropout never fold (simplify removes inference Dropout), nor the DequantizeLinear of a
+quantized matmul weight (`graphopt.ops.weight_quant`: folded, the weight would be float32
+again).
 
 How: the folded subgraph is exported as one ONNX model (its constant inputs as
 initializers) and run on onnxruntime with graph optimizations off and one thread: the
@@ -34,6 +36,7 @@ import numpy as np
 
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
 from graphopt.ops import get_schema
+from graphopt.ops.weight_quant import keeps_quantized
 from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 from graphopt.rewrite import erase_dead
 from graphopt.frontend.reference import evaluate_model
@@ -152,6 +155,8 @@ class FoldConstants(Pass):
             return f"{node.op_type} is not deterministic" if node.op_type != "Dropout" else "Dropout is left to simplify"
         if node.subgraphs():
             return "the node holds subgraphs"
+        if node.op_type == "DequantizeLinear" and keeps_quantized(node):
+            return "a quantized weight stays quantized (the matmul reading it dequantizes in its kernel)"
         for o in node.outputs:
             if o is None:
                 continue

@@ -12,5 +12,6 @@ the schedules find it.
 from .common import pick_block
 from .conv2d import emit_conv2d
 from .dense import emit_dense
+from .qdense import emit_qdense
 
-__all__ = ["emit_conv2d", "emit_dense", "pick_block"]
+__all__ = ["emit_conv2d", "emit_dense", "emit_qdense", "pick_block"]

@@ -8,26 +8,37 @@ from .common import pick_block, vector_lanes
 from .tags import BLOCK_KEY, DENSE, TAG_KEY
 
 
-def emit_dense(ctx, a, w_nk: np.ndarray, name: str):
-    """``a`` [M, K] times the constant ``w_nk`` [N, K] transposed: [M, N].
-
-    When N has no block of at least a vector (GPT-2's vocabulary, 50257), the weights are
-    padded with zero rows to a multiple of ``2 * lanes`` and the padded columns sliced off
-    the result: otherwise every output column would be a scalar dot product."""
-    from tvm import relax, te
-
-    N, K = w_nk.shape
+def column_block(N: int) -> tuple[int, int]:
+    """(bn, Np): the output-column block and N padded to a multiple of it. When N has no
+    block of at least a vector (GPT-2's vocabulary, 50257), N is padded to a multiple of
+    ``2 * lanes``: otherwise every output column would be a scalar dot product."""
     lanes = vector_lanes()
     bn = pick_block(N, lanes)
-    Np = N
     if bn < lanes and N > 2 * lanes:
         bn = 2 * lanes
-        Np = -(-N // bn) * bn
-    wp = np.zeros((Np // bn, K, bn), np.float32)
-    wp.reshape(Np // bn, K, bn)[: N // bn] = w_nk[: N // bn * bn].reshape(N // bn, bn, K).transpose(0, 2, 1)
+        return bn, -(-N // bn) * bn
+    return bn, N
+
+
+def pack_columns(w_nk: np.ndarray, bn: int, Np: int) -> np.ndarray:
+    """[N, K] to the packed [Np / bn, K, bn] (padded columns zero), in ``w_nk``'s dtype."""
+    N, K = w_nk.shape
+    wp = np.zeros((Np // bn, K, bn), w_nk.dtype)
+    wp[: N // bn] = w_nk[: N // bn * bn].reshape(N // bn, bn, K).transpose(0, 2, 1)
     if Np != N:
         tail = w_nk[N // bn * bn:]
         wp[N // bn, :, : tail.shape[0]] = tail.T
+    return wp
+
+
+def emit_dense(ctx, a, w_nk: np.ndarray, name: str):
+    """``a`` [M, K] times the constant ``w_nk`` [N, K] transposed: [M, N]; padded columns
+    (`column_block`) are sliced off the result."""
+    from tvm import relax, te
+
+    N, K = w_nk.shape
+    bn, Np = column_block(N)
+    wp = pack_columns(np.asarray(w_nk, np.float32), bn, Np)
     wv = ctx.param(wp, name + ".weight")
 
     def compute(data, wk):

@@ -17,6 +17,13 @@ from .helpers import tvm_dtype
 EMBED_LIMIT = 64
 
 
+class Deferred:
+    """A node's output not lowered yet (`Ctx.defer`)."""
+
+    def __init__(self, node: Node, fn):
+        self.node, self.fn = node, fn
+
+
 class Ctx:
     def __init__(self, graph: Graph, folded: dict[str, np.ndarray], target_kind: str = "cpu"):
         import tvm
@@ -87,10 +94,39 @@ class Ctx:
             return self.relax.const(arr, str(arr.dtype))
         return self.param(arr, hint)
 
+    def defer(self, node: Node, fn) -> "Deferred":
+        """Stand for ``node``'s output until something reads it, then lower it with ``fn``
+        there: for a node computed from constants that its readers may absorb (a quantized
+        weight's DequantizeLinear, which the quantized matmul kernel reads as integers), so
+        that nothing of it is emitted, and no float copy of the weight becomes a parameter,
+        unless some reader needs it after all."""
+        return Deferred(node, fn)
+
+    def is_deferred(self, v: Optional[Value]) -> bool:
+        return v is not None and isinstance(self.env.get(id(v)), Deferred)
+
+    def _force(self, d: "Deferred"):
+        node, self.node = self.node, d.node
+        try:
+            res = d.fn(self, d.node)
+        finally:
+            self.node = node
+        res = res if isinstance(res, (list, tuple)) else [res]
+        for o, e in zip(d.node.outputs, res):
+            if o is None:
+                continue
+            if isinstance(e, self.relax.DataflowVar):  # usable in the blocks after this one too
+                e = self.bb.emit_output(e)
+            self.env[id(o)] = e
+            self.record(d.node, d.node.outputs.index(o), o, e)
+
     def get(self, v: Optional[Value]):
         if v is None:
             return None
         e = self.env.get(id(v))
+        if isinstance(e, Deferred):
+            self._force(e)
+            e = self.env[id(v)]
         if e is not None:
             return e
         c = self.const_of(v)

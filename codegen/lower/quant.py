@@ -73,7 +73,7 @@ def _quantize(ctx, n):
 
 
 @register_lowering("DequantizeLinear")
-def _dequantize(ctx, n):
+def dequantize(ctx, n):
     x = n.inputs[0]
     odt = dtype_of(n.outputs[0])
     R = rx().op

@@ -76,7 +76,7 @@ def _squeeze(ctx, n):
 
 
 @register_lowering("Transpose")
-def _transpose(ctx, n):
+def transpose(ctx, n):
     r = ctx.rank(n.inputs[0])
     perm = ctx.attr(n, "perm", None)
     perm = list(perm) if perm else list(range(r))[::-1]
