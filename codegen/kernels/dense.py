@@ -8,11 +8,26 @@ from .common import pick_block, vector_lanes
 from .tags import BLOCK_KEY, DENSE, TAG_KEY
 
 
-def column_block(N: int) -> tuple[int, int]:
+# With one or two rows (a decode step) the register tile is one row of ``bn`` columns,
+# each vector of it a chain of dependent FMAs across K: a block of 2 vectors keeps two
+# chains in flight, too few to hide the FMA latency once the weights are narrower than
+# float32 and the kernel stops being bound by memory. Wider blocks give more chains.
+FEW_ROWS = 2
+WIDE_VECTORS = (8, 4)
+MIN_TASKS = 4  # column blocks left for the threads
+
+
+def column_block(N: int, rows: int = 0) -> tuple[int, int]:
     """(bn, Np): the output-column block and N padded to a multiple of it. When N has no
     block of at least a vector (GPT-2's vocabulary, 50257), N is padded to a multiple of
-    ``2 * lanes``: otherwise every output column would be a scalar dot product."""
+    ``2 * lanes``: otherwise every output column would be a scalar dot product. ``rows``
+    (M, when known and at most FEW_ROWS) asks for a wider block."""
     lanes = vector_lanes()
+    if 0 < rows <= FEW_ROWS:
+        for v in WIDE_VECTORS:
+            b = v * lanes
+            if N % b == 0 and N // b >= MIN_TASKS:
+                return b, N
     bn = pick_block(N, lanes)
     if bn < lanes and N > 2 * lanes:
         bn = 2 * lanes

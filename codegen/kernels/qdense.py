@@ -19,12 +19,13 @@ from .dense import column_block, pack_columns
 from .tags import BLOCK_KEY, DENSE, TAG_KEY
 
 
-def emit_qdense(ctx, a, w: NKWeight, name: str):
-    """``a`` [M, K] (float32) times the quantized ``w``: [M, N] float32."""
+def emit_qdense(ctx, a, w: NKWeight, name: str, rows: int = 0):
+    """``a`` [M, K] (float32; ``rows`` is M when known) times the quantized ``w``: [M, N]
+    float32."""
     from tvm import relax, te
 
     N, K = w.q.shape
-    bn, Np = column_block(N)
+    bn, Np = column_block(N, rows)
     qv = ctx.param(pack_columns(w.q, bn, Np), name + ".qweight")
     per_column = w.scale.shape[1] == 1 and w.zero is None
     if per_column:

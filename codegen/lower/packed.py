@@ -76,7 +76,7 @@ def _matmul(ctx, n):
     wq = _quantized_weight(n)
     if wq is not None:
         ae, lead = _rows(ctx, a)
-        out = emit_qdense(ctx, ae, wq, n.name)
+        out = emit_qdense(ctx, ae, wq, n.name, rows=int(np.prod(lead)))
         if len(lead) > 1:
             out = ctx.emit(rx().op.reshape(out, lead + [wq.q.shape[0]]))
         return out
@@ -102,7 +102,8 @@ def _dense_product(ctx, n, ae, bc, alpha, tb):
     wq = _quantized_weight(n) if bc is None else None
     if wq is not None:  # alpha * (q - z) * s: alpha goes into the scale
         scale = (wq.scale.astype(np.float64) * alpha).astype(np.float32) if alpha != 1.0 else wq.scale
-        return emit_qdense(ctx, ae, NKWeight(wq.q, scale, wq.zero, wq.block), n.name)
+        rows = a.type.shape[1] if ctx.attr(n, "transA", 0) else a.type.shape[0]
+        return emit_qdense(ctx, ae, NKWeight(wq.q, scale, wq.zero, wq.block), n.name, rows=rows)
     if bc is None or a.type.dtype is not DType.FLOAT32 or not static_shape(a.type.shape):
         return None
     w = bc if tb else bc.T  # [N, K]

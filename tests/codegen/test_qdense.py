@@ -80,6 +80,17 @@ def test_matches_onnxruntime_and_keeps_the_weight_integer(kind, block, zero_poin
     assert any("gdense" in k for k in compiled.report.kernel_names), compiled.report.kernel_names
 
 
+@pytest.mark.parametrize("kind", ["gemm", "tied"])
+@pytest.mark.parametrize("block,zero_point", [(0, False), (32, True)])
+def test_one_row_takes_a_wide_column_block(kind, block, zero_point):
+    """A decode step's one row: the block of columns is 4 or 8 vectors wide (more FMA
+    chains in flight), and the numbers stay the oracle's."""
+    from graphopt.codegen.kernels.dense import column_block
+
+    assert column_block(1024, rows=1)[0] > column_block(1024)[0]
+    _check(qdq_linear(kind, 1, 96, 1024, block, zero_point))
+
+
 def test_a_dequantized_weight_read_by_anything_else_is_computed():
     """The Add reads the float weight too: the DequantizeLinear is lowered (and folded by
     fold-constants, as nothing keeps it quantized), and the numbers are right."""
