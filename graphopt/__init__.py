@@ -99,6 +99,14 @@ def load(path):
     return _load(path)
 
 
+def quantize(model, calibration_data=None, **options):
+    """Weight-only int8 quantization of ``model`` with an accuracy report: returns
+    ``(quantized graph, report)``; see graphopt.quantization.quantize for the options."""
+    from .quantization import quantize as _quantize
+
+    return _quantize(model, calibration_data, **options)
+
+
 def compare_intermediates(model, inputs=None, *, rtol=None, atol=None, seed: int = 0):
     """Run a compiled model (a CompiledModel or an artifact folder) and the oracle on the
     same inputs (missing ones generated, seeded) and compare each kernel call's outputs;
@@ -117,5 +125,5 @@ def _is_torch_module(model) -> bool:
 
 __all__ = [
     "ExportError", "Graph", "GraphoptError", "ModelLoadError", "ParseError", "UnsupportedOpError",
-    "VerificationError", "compare_intermediates", "export_onnx", "fusion_report", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run_passes", "trace", "verify",
+    "VerificationError", "compare_intermediates", "export_onnx", "fusion_report", "import_onnx", "load", "optimize", "parse_ir", "print_ir", "quantize", "run_passes", "trace", "verify",
 ]

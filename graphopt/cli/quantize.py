@@ -1,0 +1,53 @@
+"""`graphopt quantize MODEL --weights int8 [--block 32] -o q.onnx`: weight-only int8
+quantization (`graphopt.quantize`), written as QDQ ONNX that onnxruntime runs and
+`graphopt compile` turns into integer kernels; the accuracy report goes to stderr (and to
+``--report FILE.json``). The output is written atomically: a failure leaves no file."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("quantize", help="quantize a model's weights (int8), with an accuracy report",
+                       description="Quantize MODEL's MatMul/Gemm weights to int8 (weight-only) and write QDQ ONNX.")
+    p.add_argument("model", help="an .onnx file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the quantized model (.onnx)")
+    p.add_argument("--weights", default="int8", choices=["int8"], help="weight precision (default int8)")
+    p.add_argument("--block", type=int, default=0, metavar="N",
+                   help="one scale per N rows of K (opset 21's block_size); 0: one per output column (default)")
+    p.add_argument("--exclude", default="", metavar="A,B", help="node names to keep in float32")
+    p.add_argument("--min-elements", type=int, default=4096, metavar="N",
+                   help="quantize weights of at least N elements (default 4096)")
+    p.add_argument("--calibration", metavar="DATA.npz",
+                   help="inputs for the accuracy report: one array per model input, by name, samples stacked on a "
+                        "new leading axis (default: one random sample)")
+    p.add_argument("--report", metavar="FILE.json", help="also write the accuracy report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ..errors import GraphoptError
+    from ..io import load_graph, save_graph
+    from ..quantization import quantize
+    from ..util.files import atomic_write_text
+    from .opt import load_inputs
+
+    out = Path(args.output)
+    if out.suffix != ".onnx":
+        raise GraphoptError(f"{out}: the quantized model is written as .onnx")
+    data = load_inputs(args.calibration)
+    try:
+        q, report = quantize(load_graph(args.model), data, weights=args.weights, block=args.block,
+                             exclude=[s for s in args.exclude.split(",") if s], min_elements=args.min_elements)
+    except GraphoptError as e:
+        raise GraphoptError(f"{args.model}: {e}") from e
+    save_graph(q, out)
+    if args.report:
+        atomic_write_text(Path(args.report), json.dumps({"model": args.model, **report.to_json()}, indent=1) + "\n")
+    print(report.summary(), file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
