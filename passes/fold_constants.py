@@ -21,6 +21,9 @@ A node whose type leaves its output size open (a Range to a computed limit) is e
 only once its inputs are constants and the registry knows that size from their values, so
 the limit holds for it too, and a tiny model cannot make folding allocate gigabytes.
 
+After each round of folding, the types of the whole graph are re-inferred
+(`graphopt.ops.refine_types`): a folded shape makes the outputs it sizes static.
+
 Each folded value is one rewrite application (``fold-constants.fold``); the new constant
 takes the name of the value it replaces (graph outputs keep their names).
 """
@@ -33,7 +36,7 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
-from graphopt.ops import get_schema
+from graphopt.ops import get_schema, refine_types
 from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 from graphopt.rewrite import erase_dead
 from graphopt.frontend.reference import evaluate_model
@@ -75,6 +78,11 @@ class FoldConstants(Pass):
                 if not self._fold(graph, g, ctx):
                     break
                 changed = True
+                # A constant where a shape was computed (a Reshape's target, an Expand's
+                # shape) lets inference give sizes where the stored types still hold the
+                # symbols it had to make up: keep them, so that what reads those values
+                # folds in the next round and lowers with static shapes.
+                refine_types(graph, strict=False)
         return changed
 
     # ------------------------------------------------------------------------------ planning
