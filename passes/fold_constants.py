@@ -3,7 +3,8 @@ values it hands to the rest of the graph by constants.
 
 What folds: any deterministic standard-domain node whose inputs are all constants or
 folded values, plus ``Shape`` and ``Size`` of a value whose shape is static (seeds, computed
-from the type). Nodes holding subgraphs, the Random* family, Bernoulli, Multinomial and
+from the type), and ``Gather(Shape(x), indices)`` picking dims of x that are static while
+others are not (a partly bound shape). Nodes holding subgraphs, the Random* family, Bernoulli, Multinomial and
 Dropout never fold (simplify removes inference Dropout).
 
 How: the folded subgraph is exported as one ONNX model (its constant inputs as
@@ -45,19 +46,47 @@ RULE = "fold-constants.fold"
 
 
 def _shape_seed(node: Node) -> Optional[np.ndarray]:
-    """The value of Shape/Size of a statically shaped input, from its type."""
+    """The value of Shape/Size of an input whose (sliced) shape is static, from its type."""
     x = node.inputs[0] if node.inputs else None
-    if x is None or not x.type.is_static:
+    if x is None or x.type.shape is None:
         return None
     shape = list(x.type.shape)
     if node.op_type == "Size":
-        return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+        return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64) if x.type.is_static else None
     r = len(shape)
     start = node.attr("start", 0)
     end = node.attr("end", r)
     start = min(max(start + r if start < 0 else start, 0), r)
     end = min(max(end + r if end < 0 else end, 0), r)
-    return np.array(shape[start:end], dtype=np.int64)
+    part = shape[start:end]
+    return np.array(part, dtype=np.int64) if all(isinstance(d, int) for d in part) else None
+
+
+def _gathered_dims(node: Node) -> Optional[np.ndarray]:
+    """Gather(Shape(x), idx) where the dims it picks are static though x's shape is not
+    (a batch left symbolic while the sequence length is bound): their values."""
+    data, idx = (node.inputs + (None, None))[:2]
+    p = data.producer if data is not None else None
+    if p is None or p.op_type != "Shape" or p.domain or node.attr("axis", 0) != 0:
+        return None
+    if idx is None or not idx.is_constant or idx.const.is_elided:
+        return None
+    x = p.inputs[0]
+    if x is None or x.type.shape is None:
+        return None
+    r = len(x.type.shape)
+    start = p.attr("start", 0)
+    end = p.attr("end", r)
+    start = min(max(start + r if start < 0 else start, 0), r)
+    end = min(max(end + r if end < 0 else end, 0), r)
+    dims = list(x.type.shape[start:end])
+    i = idx.const.numpy().astype(np.int64)
+    if i.size and (i.min() < -len(dims) or i.max() >= len(dims)):
+        return None  # out of range: left for onnxruntime to refuse
+    picked = np.asarray(np.asarray(dims, dtype=object)[i] if dims else np.zeros(i.shape), dtype=object)
+    if any(not isinstance(d, int) for d in picked.reshape(-1)):
+        return None
+    return picked.astype(np.int64)
 
 
 @register_pass
@@ -92,8 +121,10 @@ class FoldConstants(Pass):
         produced: set[int] = set()       # ids of values produced by folded nodes
         for node in g.nodes:
             site = f"{node.name} ({node.qualified_op})"
-            if node.op_type in ("Shape", "Size") and not node.domain:
-                arr = _shape_seed(node)
+            # A Gather of a Shape that folds as a whole folds like any node below.
+            gather_seed = node.op_type == "Gather" and not (node.inputs[0] is not None and id(node.inputs[0]) in produced)
+            if (node.op_type in ("Shape", "Size") or gather_seed) and not node.domain:
+                arr = _gathered_dims(node) if node.op_type == "Gather" else _shape_seed(node)
                 if arr is not None:
                     folded[id(node)] = node
                     seeds[id(node.output)] = arr
