@@ -121,6 +121,34 @@ def resolve_binding(graph: Graph, shapes: Optional[Mapping[str, Sequence[int]]] 
     return out
 
 
+def shape_binding(graph: Graph, shapes: Optional[Mapping[str, Sequence[int]]] = None,
+                  dims: Optional[Mapping[str, int]] = None, example_inputs=None, where: str = "") -> dict[str, int]:
+    """The sizes of ``graph``'s symbolic input dims that ``shapes`` (by input name),
+    ``dims`` (by symbol) and the shapes of ``example_inputs`` (arrays by input name, or in
+    input order) bind; a ShapeBindingError naming the input and dim for one that
+    contradicts the model (`resolve_binding`)."""
+    import numpy as np
+
+    merged = {k: tuple(v) for k, v in (shapes or {}).items()}
+    if example_inputs is not None:
+        if isinstance(example_inputs, Mapping):
+            named = dict(example_inputs)
+        else:
+            arrays = list(example_inputs)
+            if len(arrays) > len(graph.inputs):
+                raise ShapeBindingError(f"{where + ': ' if where else ''}{len(arrays)} example inputs for a model "
+                                        f"of {len(graph.inputs)} inputs ({', '.join(v.name for v in graph.inputs)})")
+            named = {v.name: a for v, a in zip(graph.inputs, arrays)}
+        for name, a in named.items():
+            shape = tuple(int(s) for s in (a.shape if hasattr(a, "shape") else np.shape(a)))
+            if name in merged and merged[name] != shape:
+                raise ShapeBindingError(f"{where + ': ' if where else ''}input {name!r}: shapes= gives "
+                                        f"{list(merged[name])}, its example input is {list(shape)}")
+            merged[name] = shape
+    return resolve_binding(graph, merged, dims, where=where)
+
+
+
 # ---------------------------------------------------------------------------- pass options
 # A pipeline spec carries a binding as text: ``dims=batch:1;seq:128``,
 # ``shapes=input_ids:1x128;mask:1x128`` (``,`` separates a spec's options, ``=`` an
