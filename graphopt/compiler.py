@@ -92,14 +92,15 @@ def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True,
 
 
 def _prepare_run(graph: Graph, level: Optional[str], owned: bool = True, explain=False,
-                 dims: Optional[Mapping[str, int]] = None):
+                 dims: Optional[Mapping[str, int]] = None, where: str = ""):
     """`prepare_graph`'s pipeline run (its context holds what the fusion report reads;
     ``explain``: run_pipeline's, a sink to record the explain log without printing it)."""
     from .pipeline import clone_graph, lowering_pipeline, run_pipeline
 
     # A bug in a pass raises InternalError (naming the pass) rather than being papered
     # over by compiling the unoptimized graph: bugs stay bugs.
-    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level, dims), explain=explain)
+    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level, dims), explain=explain,
+                       where=where)
     last = run.records[-1]
     return run, last.nodes_before - last.nodes_after
 
@@ -134,7 +135,8 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     import io
 
     run, report.folded = _prepare_run(graph, opt_level, owned=not isinstance(model, Graph),
-                                      explain=explain or (io.StringIO() if fusion_report else False), dims=binding)
+                                      explain=explain or (io.StringIO() if fusion_report else False), dims=binding,
+                                      where=str(model) if isinstance(model, (str, Path)) else "")
     graph = run.graph
     report.passes_s = time.perf_counter() - t0
     manifest = {

@@ -146,3 +146,16 @@ def test_optimize_bad_bindings_raise_naming_the_input_and_dim(model, kw, words):
     with pytest.raises(ShapeBindingError) as e:
         graphopt.optimize(str(model), opt_level="O1", **kw)
     assert all(w in str(e.value) for w in words) and str(model) in str(e.value), str(e.value)
+
+
+def test_compile_cli_contradiction_found_downstream_names_the_file_and_node(tmp_path, capsys):
+    path = tmp_path / "fixed.onnx"
+    save_graph(parse_ir('''graph main(%x: f32[b, 4], %y: f32[2, 4]) opset("": 21) {
+  %z: f32[2, 4] = Add(%x, %y) @add
+  return %z
+}'''), path)
+    art = tmp_path / "art"
+    assert main(["compile", str(path), "--dim", "b=3", "-o", str(art)]) == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and "b=3" in err and "'add'" in err and err.count("\n") == 1, err
+    assert not art.exists()

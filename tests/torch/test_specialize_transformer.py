@@ -44,3 +44,17 @@ def test_bert_with_a_bound_sequence_length_is_static_and_matches_the_oracle():
     assert compiled.manifest["inputs"][0]["shape"] == [1, SEQ]
     for e, a in zip(expected, compiled.run(input_ids=ids)):
         np.testing.assert_allclose(a, e, rtol=TOL.rtol, atol=TOL.atol)
+
+
+class _Flatten(torch.nn.Module):
+    def forward(self, x):
+        return torch.relu(x.reshape(x.shape[0], -1)) * x.shape[1]
+
+
+def test_optimize_module_with_dims_compiles_for_the_bound_size():
+    x = torch.randn(3, 4, 5)
+    fast = graphopt.optimize(_Flatten(), (x,), dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("n")},),
+                             dims={"batch": 2, "n": 4}, opt_level="O1")
+    assert fast.compiled.manifest["inputs"][0]["shape"] == [2, 4, 5]
+    y = torch.randn(2, 4, 5)
+    np.testing.assert_allclose(fast(y).numpy(), _Flatten()(y).numpy(), rtol=TOL.rtol, atol=TOL.atol)
