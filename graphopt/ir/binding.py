@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Optional, Sequence
 
+import numpy as np
+
 from ..errors import ShapeBindingError
 from .graph import Graph
 
@@ -53,16 +55,11 @@ def parse_assignments(items: Iterable[str], what: str, sep: str = "=") -> dict[s
 
 
 def _size(v, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        try:
-            if isinstance(v, bool) or int(v) != v:
-                raise ValueError
-            v = int(v)
-        except (TypeError, ValueError):
-            raise ShapeBindingError(f"{what}: size {v!r} is not an integer") from None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ShapeBindingError(f"{what}: size {v!r} is not an integer")
     if v <= 0:
         raise ShapeBindingError(f"{what}: size {v} is not positive")
-    return v
+    return int(v)
 
 
 def _listing(names: Sequence[str], none: str) -> str:
@@ -127,8 +124,6 @@ def shape_binding(graph: Graph, shapes: Optional[Mapping[str, Sequence[int]]] = 
     ``dims`` (by symbol) and the shapes of ``example_inputs`` (arrays by input name, or in
     input order) bind; a ShapeBindingError naming the input and dim for one that
     contradicts the model (`resolve_binding`)."""
-    import numpy as np
-
     merged = {k: tuple(v) for k, v in (shapes or {}).items()}
     if example_inputs is not None:
         if isinstance(example_inputs, Mapping):
@@ -146,7 +141,6 @@ def shape_binding(graph: Graph, shapes: Optional[Mapping[str, Sequence[int]]] = 
                                         f"{list(merged[name])}, its example input is {list(shape)}")
             merged[name] = shape
     return resolve_binding(graph, merged, dims, where=where)
-
 
 
 # ---------------------------------------------------------------------------- pass options

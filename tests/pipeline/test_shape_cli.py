@@ -159,3 +159,12 @@ def test_compile_cli_contradiction_found_downstream_names_the_file_and_node(tmp_
     err = capsys.readouterr().err
     assert str(path) in err and "b=3" in err and "'add'" in err and err.count("\n") == 1, err
     assert not art.exists()
+
+
+def test_a_specialized_model_refuses_other_shapes_naming_the_input():
+    from graphopt.runtime import InputError
+
+    compiled = graphopt.optimize(parse_ir(SRC), dims=DIMS, opt_level="O1")
+    other = random_inputs(parse_ir(SRC), dims={"batch": 2, "seq": 6})
+    with pytest.raises(InputError, match="input 'x'.*dim 1"):
+        compiled.run(**other)
