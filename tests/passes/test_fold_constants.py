@@ -158,3 +158,13 @@ def test_a_folded_reshape_target_makes_the_reshaped_type_static():
 }''')
     run_checked(g, ["fold-constants"], {"x": np.ones([2, 3, 4], np.float32)})
     assert g.outputs[0].type.is_static and all(o.type.is_static for n in g.nodes for o in n.outputs)
+
+
+def test_shape_with_a_start_past_the_symbolic_dims_folds():
+    g = parse_ir('''graph main(%x: f32[b, 3, 4]) opset("": 21) {
+  %tail: i64[2] = Shape(%x) {start=1} @tail
+  %all: i64[3] = Shape(%x) @all
+  return %tail, %all
+}''')
+    run_checked(g, ["fold-constants", "dce"], {"x": np.ones([2, 3, 4], np.float32)})
+    assert [n.name for n in g.nodes] == ["all"] and g.outputs[0].is_constant
