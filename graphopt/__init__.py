@@ -79,7 +79,9 @@ def optimize(model, example_inputs=None, target: str = "cpu", **options):
       arrays (positionally or by input name) and returns numpy arrays.
 
     Options: ``opt_level`` ("O0", "O1"...), ``tune_trials``, ``tune_time`` (minutes),
-    ``fallback`` ("ort"), ``cache_dir``.
+    ``fallback`` ("ort"), ``cache_dir``; ``shapes={"input_ids": (1, 128)}`` and
+    ``dims={"seq": 128}`` compile for those static shapes (for an ONNX model or a Graph,
+    ``example_inputs`` binds each given input to its array's shape too).
     """
     if _is_torch_module(model):
         if example_inputs is None:

@@ -14,7 +14,7 @@ from .compiler import CompileReport
 from .runtime import CompiledModel, InputError
 
 
-def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: int = 0,
+def optimize(model, target: str = "cpu", *, example_inputs=None, shapes=None, dims=None, tune_trials: int = 0,
              tune_time: Optional[float] = None, fallback: Optional[str] = None, opt_level: Optional[str] = "O2",
              cache_dir=None, progress: bool = False) -> CompiledModel:
     """Compile ``model`` (an .onnx path, bytes, an onnx.ModelProto or a graphopt Graph) for
@@ -24,13 +24,22 @@ def optimize(model, target: str = "cpu", *, example_inputs=None, tune_trials: in
 
     ``tune_trials`` / ``tune_time`` (minutes) run MetaSchedule under that budget, with a
     persistent database in ``cache_dir`` (default ``~/.cache/graphopt``); ``fallback="ort"``
-    runs ops graphopt cannot lower on onnxruntime. ``example_inputs`` is accepted for
-    torch-style call sites and ignored for ONNX models (their shapes are in the model).
+    runs ops graphopt cannot lower on onnxruntime.
+
+    Static shapes: ``shapes={"input_ids": (1, 128)}`` fixes inputs' shapes,
+    ``dims={"seq": 128}`` sizes symbolic dims by name, and ``example_inputs`` (arrays by
+    input name, or a sequence in input order) fixes each given input to its array's shape.
+    The model is then compiled for those shapes only (specialize-shapes runs before the
+    ``opt_level`` pipeline, and what the sizes make constant folds); the result accepts
+    inputs of those shapes. A binding that contradicts the model (an unknown input or dim,
+    a wrong rank, a dim the model fixes to another size, a size below 1, two sizes for one
+    dim) raises `graphopt.errors.ShapeBindingError` naming the input and the dim.
     """
     from .compiler import compile_model
 
     return compile_model(model, target, tune_trials=tune_trials, tune_time=tune_time, fallback=fallback,
-                         opt_level=opt_level, cache_dir=cache_dir, progress=progress)
+                         opt_level=opt_level, cache_dir=cache_dir, progress=progress, shapes=shapes, dims=dims,
+                         example_inputs=example_inputs)
 
 
 def load(path) -> CompiledModel:

@@ -11,7 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, TextIO, Union
+from typing import Mapping, Optional, Sequence, TextIO, Union
 
 from .errors import GraphoptError
 from .ir import DType, Graph
@@ -80,23 +80,27 @@ def to_graph(model) -> tuple[Graph, str]:
     return import_onnx(proto if not isinstance(model, (str, Path)) else model), digest
 
 
-def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True) -> tuple[Graph, int]:
-    """The one pipeline a compile runs before lowering (`lowering_pipeline`: ``level``'s
-    passes, then everything computable from constants folded), in place when the graph is
-    ``owned`` (imported here; a caller's Graph is copied first). Returns the graph and how
-    many nodes that last folding took away (the report's ``folded``)."""
-    run, folded = _prepare_run(graph, level, owned)
+def prepare_graph(graph: Graph, level: Optional[str], owned: bool = True,
+                  dims: Optional[Mapping[str, int]] = None) -> tuple[Graph, int]:
+    """The one pipeline a compile runs before lowering (`lowering_pipeline`: the ``dims``
+    binding, ``level``'s passes, then everything computable from constants folded), in
+    place when the graph is ``owned`` (imported here; a caller's Graph is copied first).
+    Returns the graph and how many nodes that last folding took away (the report's
+    ``folded``)."""
+    run, folded = _prepare_run(graph, level, owned, dims=dims)
     return run.graph, folded
 
 
-def _prepare_run(graph: Graph, level: Optional[str], owned: bool = True, explain=False):
+def _prepare_run(graph: Graph, level: Optional[str], owned: bool = True, explain=False,
+                 dims: Optional[Mapping[str, int]] = None, where: str = ""):
     """`prepare_graph`'s pipeline run (its context holds what the fusion report reads;
     ``explain``: run_pipeline's, a sink to record the explain log without printing it)."""
     from .pipeline import clone_graph, lowering_pipeline, run_pipeline
 
     # A bug in a pass raises InternalError (naming the pass) rather than being papered
     # over by compiling the unoptimized graph: bugs stay bugs.
-    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level), explain=explain)
+    run = run_pipeline(graph if owned else clone_graph(graph), lowering_pipeline(level, dims), explain=explain,
+                       where=where)
     last = run.records[-1]
     return run, last.nodes_before - last.nodes_after
 
@@ -104,10 +108,13 @@ def _prepare_run(graph: Graph, level: Optional[str], owned: bool = True, explain
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
                   progress: bool = False, fusion_report: Union[bool, str] = False,
-                  explain: Union[bool, str, TextIO] = False) -> CompiledModel:
+                  explain: Union[bool, str, TextIO] = False, shapes: Optional[Mapping[str, Sequence[int]]] = None,
+                  dims: Optional[Mapping[str, int]] = None, example_inputs=None) -> CompiledModel:
     """``fusion_report``: True (or a rule-name filter, as ``--explain PATTERN``) to keep
     the fusion report of the compile in ``report.fusion``, with its kernels; ``explain``:
-    the explain report of the compile's pipeline, as `run_pipeline` prints it."""
+    the explain report of the compile's pipeline, as `run_pipeline` prints it.
+    ``shapes``, ``dims``, ``example_inputs``: a static shape binding (`shape_binding`),
+    applied by specialize-shapes before the ``opt_level`` pipeline."""
     from .codegen.backend import build_graph
     from .codegen.target import as_target
 
@@ -117,13 +124,19 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     tgt.tvm  # noqa: B018  (a target that cannot be built here fails now, before any work)
     if (tune_trials or tune_time) and not tgt.runnable:
         raise GraphoptError(f"target {tgt.name!r}: tuning measures candidates on the GPU, and none is visible")
+    from .ir.binding import shape_binding
+
     graph, digest = to_graph(model)
+    where = str(model) if isinstance(model, (str, Path)) else f"graph {graph.name!r}"
+    binding = shape_binding(graph, shapes, dims, example_inputs, where) if (shapes or dims or example_inputs is not None) \
+        else {}
     report = CompileReport(target=tgt.key)
     t0 = time.perf_counter()
     import io
 
     run, report.folded = _prepare_run(graph, opt_level, owned=not isinstance(model, Graph),
-                                      explain=explain or (io.StringIO() if fusion_report else False))
+                                      explain=explain or (io.StringIO() if fusion_report else False), dims=binding,
+                                      where=str(model) if isinstance(model, (str, Path)) else "")
     graph = run.graph
     report.passes_s = time.perf_counter() - t0
     manifest = {

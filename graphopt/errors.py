@@ -26,6 +26,11 @@ class UnsupportedOpError(GraphoptError):
         super().__init__(f"{prefix}{len(kinds)} unsupported op type(s): " + "; ".join(parts))
 
 
+class ShapeBindingError(GraphoptError):
+    """A binding of input shapes or symbolic dims (``--shape``, ``--dim``, ``shapes=``,
+    ``dims=``) that contradicts the model: the message names the input and the dim."""
+
+
 class ExportError(GraphoptError):
     """A graph that cannot be written out as ONNX."""
 

@@ -2,7 +2,7 @@
 `graphopt.pipeline.register_pass` (installed as ``graphopt.passes``)."""
 
 from . import (cse, dce, fold_constants, fuse_attention, fuse_conv_bn, fuse_gelu, fuse_layer_norm, fuse_rms_norm,  # noqa: F401
-               fuse_rotary, fuse_swiglu, group_kernels, quantize_weights, simplify)
+               fuse_rotary, fuse_swiglu, group_kernels, quantize_weights, shapes, simplify)
 
 __all__ = ["cse", "dce", "fold_constants", "fuse_attention", "fuse_conv_bn", "fuse_gelu", "fuse_layer_norm", "fuse_rms_norm",
-           "fuse_rotary", "fuse_swiglu", "group_kernels", "quantize_weights", "simplify"]
+           "fuse_rotary", "fuse_swiglu", "group_kernels", "quantize_weights", "shapes", "simplify"]

@@ -3,10 +3,11 @@ values it hands to the rest of the graph by constants.
 
 What folds: any deterministic standard-domain node whose inputs are all constants or
 folded values, plus ``Shape`` and ``Size`` of a value whose shape is static (seeds, computed
-from the type). Nodes holding subgraphs, the Random* family, Bernoulli, Multinomial and
-Dropout never fold (simplify removes inference Dropout), nor the DequantizeLinear of a
-quantized matmul weight (`graphopt.ops.weight_quant`: folded, the weight would be float32
-again).
+from the type), and ``Gather(Shape(x), indices)`` picking dims of x that are static while
+others are not (a partly bound shape). Nodes holding subgraphs, the Random* family,
+Bernoulli, Multinomial and Dropout never fold (simplify removes inference Dropout), nor the
+DequantizeLinear of a quantized matmul weight (`graphopt.ops.weight_quant`: folded, the
+weight would be float32 again).
 
 How: the folded subgraph is exported as one ONNX model (its constant inputs as
 initializers) and run on onnxruntime with graph optimizations off and one thread: the
@@ -23,6 +24,9 @@ A node whose type leaves its output size open (a Range to a computed limit) is e
 only once its inputs are constants and the registry knows that size from their values, so
 the limit holds for it too, and a tiny model cannot make folding allocate gigabytes.
 
+After each round of folding, the types of the whole graph are re-inferred
+(`graphopt.ops.refine_types`): a folded shape makes the outputs it sizes static.
+
 Each folded value is one rewrite application (``fold-constants.fold``); the new constant
 takes the name of the value it replaces (graph outputs keep their names).
 """
@@ -35,7 +39,7 @@ from typing import Optional
 import numpy as np
 
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
-from graphopt.ops import get_schema
+from graphopt.ops import get_schema, refine_types
 from graphopt.ops.weight_quant import keeps_quantized
 from graphopt.pipeline.base import Pass, PassContext, all_graphs, register_pass
 from graphopt.rewrite import erase_dead
@@ -45,19 +49,47 @@ RULE = "fold-constants.fold"
 
 
 def _shape_seed(node: Node) -> Optional[np.ndarray]:
-    """The value of Shape/Size of a statically shaped input, from its type."""
+    """The value of Shape/Size of an input whose (sliced) shape is static, from its type."""
     x = node.inputs[0] if node.inputs else None
-    if x is None or not x.type.is_static:
+    if x is None or x.type.shape is None:
         return None
     shape = list(x.type.shape)
     if node.op_type == "Size":
-        return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+        return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64) if x.type.is_static else None
     r = len(shape)
     start = node.attr("start", 0)
     end = node.attr("end", r)
     start = min(max(start + r if start < 0 else start, 0), r)
     end = min(max(end + r if end < 0 else end, 0), r)
-    return np.array(shape[start:end], dtype=np.int64)
+    part = shape[start:end]
+    return np.array(part, dtype=np.int64) if all(isinstance(d, int) for d in part) else None
+
+
+def _gathered_dims(node: Node) -> Optional[np.ndarray]:
+    """Gather(Shape(x), idx) where the dims it picks are static though x's shape is not
+    (a batch left symbolic while the sequence length is bound): their values."""
+    data, idx = (node.inputs + (None, None))[:2]
+    p = data.producer if data is not None else None
+    if p is None or p.op_type != "Shape" or p.domain or node.attr("axis", 0) != 0:
+        return None
+    if idx is None or not idx.is_constant or idx.const.is_elided:
+        return None
+    x = p.inputs[0]
+    if x is None or x.type.shape is None:
+        return None
+    r = len(x.type.shape)
+    start = p.attr("start", 0)
+    end = p.attr("end", r)
+    start = min(max(start + r if start < 0 else start, 0), r)
+    end = min(max(end + r if end < 0 else end, 0), r)
+    dims = list(x.type.shape[start:end])
+    i = idx.const.numpy().astype(np.int64)
+    if i.size and (i.min() < -len(dims) or i.max() >= len(dims)):
+        return None  # out of range: left for onnxruntime to refuse
+    picked = np.asarray(np.asarray(dims, dtype=object)[i] if dims else np.zeros(i.shape), dtype=object)
+    if any(not isinstance(d, int) for d in picked.reshape(-1)):
+        return None
+    return picked.astype(np.int64)
 
 
 @register_pass
@@ -78,6 +110,11 @@ class FoldConstants(Pass):
                 if not self._fold(graph, g, ctx):
                     break
                 changed = True
+                # A constant where a shape was computed (a Reshape's target, an Expand's
+                # shape) lets inference give sizes where the stored types still hold the
+                # symbols it had to make up: keep them, so that what reads those values
+                # folds in the next round and lowers with static shapes.
+                refine_types(graph, strict=False)
         return changed
 
     # ------------------------------------------------------------------------------ planning
@@ -87,8 +124,10 @@ class FoldConstants(Pass):
         produced: set[int] = set()       # ids of values produced by folded nodes
         for node in g.nodes:
             site = f"{node.name} ({node.qualified_op})"
-            if node.op_type in ("Shape", "Size") and not node.domain:
-                arr = _shape_seed(node)
+            # A Gather of a Shape that folds as a whole folds like any node below.
+            gather_seed = node.op_type == "Gather" and not (node.inputs[0] is not None and id(node.inputs[0]) in produced)
+            if (node.op_type in ("Shape", "Size") or gather_seed) and not node.domain:
+                arr = _gathered_dims(node) if node.op_type == "Gather" else _shape_seed(node)
                 if arr is not None:
                     folded[id(node)] = node
                     seeds[id(node.output)] = arr

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from .opt import add_report_arg, report_path, write_report
+from .opt import add_report_arg, add_shape_args, report_path, shape_args, write_report
 
 
 def add_parser(sub) -> None:
@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--explain", nargs="?", const=True, default=False, metavar="PATTERN",
                    help="print, per rule of the compile's passes, where it applied and why it did not at candidate "
                         "sites; with PATTERN, only the rules whose name contains it (and --report narrowed to them)")
+    add_shape_args(p)
     add_report_arg(p)
     p.set_defaults(func=run)
 
@@ -44,7 +45,8 @@ def run(args) -> int:
     if args.tune_time is not None and args.tune_time <= 0:
         raise GraphoptError("--tune-time must be > 0 minutes")
     report = report_path(args)
-    model = compile_model(args.model, target=args.target, tune_trials=args.tune_trials, tune_time=args.tune_time,
+    shapes, dims = shape_args(args)
+    model = compile_model(args.model, shapes=shapes, dims=dims, target=args.target, tune_trials=args.tune_trials, tune_time=args.tune_time,
                           fallback=None if args.fallback == "none" else args.fallback, opt_level=args.opt_level,
                           cache_dir=args.cache_dir, progress=True,
                           explain=args.explain,

@@ -48,6 +48,30 @@ def pipeline_from_args(args):
     return pipeline, options
 
 
+def add_shape_args(p) -> None:
+    """--shape / --dim, shared by `opt` and `compile`."""
+    p.add_argument("--shape", action="append", default=[], metavar="INPUT=DIMS",
+                   help="compile for this static shape of an input, e.g. input_ids=1x128 (repeatable); "
+                        "specialize-shapes binds it before the -O pipeline")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size a symbolic dim of the model's inputs, e.g. seq=128 (repeatable)")
+
+
+def shape_args(args) -> tuple[dict, dict]:
+    """(shapes by input name, sizes by dim name) from --shape and --dim."""
+    from ..errors import ShapeBindingError
+    from ..ir.binding import parse_assignments, parse_shape
+
+    shapes = {k: parse_shape(v, f"--shape {k}") for k, v in parse_assignments(args.shape, "--shape").items()}
+    dims = {}
+    for k, v in parse_assignments(args.dim, "--dim").items():
+        try:
+            dims[k] = int(v)
+        except ValueError:
+            raise ShapeBindingError(f"--dim {k}: size {v!r} is not an integer") from None
+    return shapes, dims
+
+
 def add_report_arg(p) -> None:
     p.add_argument("--report", metavar="FILE.json",
                    help="write the fusion report: per pattern how many times it applied, each fused node with the "
@@ -128,11 +152,13 @@ def add_parser(sub) -> None:
                    help="print, per rule, where it applied and why it did not at candidate sites; with PATTERN, "
                         "only the rules whose name contains it (e.g. fuse-gelu, rms-norm.scale)")
     p.add_argument("--stats", action="store_true", help="print node and constant counts before and after")
+    add_shape_args(p)
     add_report_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..ir.binding import shape_binding
     from ..errors import GraphoptError
     from ..io import load_graph, save_graph
     from ..ir.printer import print_ir
@@ -156,8 +182,16 @@ def run(args) -> int:
         when = [w.strip() for w in when.split(",") if w.strip()]
     report = report_path(args)
     g = load_graph(args.model)
+    shapes, dims = shape_args(args)
+    binding = shape_binding(g, shapes, dims, where=str(args.model)) if (shapes or dims) else {}
+    if binding:
+        from ..pipeline import build_pipeline
+        from ..pipeline.pipelines import specialize_pipeline
+
+        # First, so that every pass of the pipeline sees the static shapes.
+        pipeline = specialize_pipeline(binding) + build_pipeline(pipeline)
     n0, c0 = sum(1 for _ in g.walk()), len(g.constants)
-    run = run_pipeline(g, pipeline, verify_each=args.verify_each, time_passes=args.time_passes,
+    run = run_pipeline(g, pipeline, dims=binding or None, verify_each=args.verify_each, time_passes=args.time_passes,
                  check_numerics=args.check_numerics, inputs=load_inputs(args.inputs), seed=args.seed,
                  dump_ir=when, dump_dir=dump_dir, dump_formats=formats, dump_full_constants=args.dump_full_constants,
                  print_after="after-all" if args.print_after_all else None, bisect_limit=args.bisect_limit,

@@ -56,10 +56,21 @@ _UNLIMITED = 2 ** 40
 LOWERING_PREP = f"fold-constants{{max-elements={_UNLIMITED},max-eval-elements={_UNLIMITED}}}"
 
 
-def lowering_pipeline(level: Optional[str] = None) -> list[PipelineItem]:
-    """The one pipeline a compile runs before lowering: ``level``'s passes (a named
-    pipeline or a spec; none for None or "") and then `LOWERING_PREP`."""
-    return (build_pipeline(level) if level else []) + parse_spec(LOWERING_PREP)
+def specialize_pipeline(dims: Optional[Mapping[str, int]] = None) -> list[PipelineItem]:
+    """specialize-shapes binding ``dims`` (symbol -> size), or nothing for no binding."""
+    if not dims:
+        return []
+    from ..ir.binding import format_dims
+
+    return [get_pass("specialize-shapes").with_options({"dims": format_dims(dims)})]
+
+
+def lowering_pipeline(level: Optional[str] = None, dims: Optional[Mapping[str, int]] = None) -> list[PipelineItem]:
+    """The one pipeline a compile runs before lowering: specialize-shapes for ``dims``
+    (sizes of symbolic input dims) first, so every pass after it sees the static shapes
+    and folds what they make constant; then ``level``'s passes (a named pipeline or a
+    spec; none for None or ""); then `LOWERING_PREP`."""
+    return specialize_pipeline(dims) + (build_pipeline(level) if level else []) + parse_spec(LOWERING_PREP)
 
 
 def pipeline_names() -> list[str]:

@@ -123,3 +123,48 @@ def test_integer_matmul_folds_to_the_exact_int32_result():
     run_checked(g, ["fold-constants"], {"x": np.zeros((1, 2), np.int32)})
     folded = next(v for v in g.constants if v.producer is None and v.type.shape == (1, 1))
     assert int(folded.const.numpy()[0, 0]) == 2 * 255 * 127
+
+
+def test_gather_of_the_static_dims_of_a_partly_symbolic_shape_folds():
+    # x's batch is symbolic, its sequence length known: the dims picked from Shape(x) that
+    # are static fold, the symbolic one stays computed.
+    g = parse_ir('''graph main(%x: f32[b, 3, 4]) opset("": 21) {
+  const %one: i64[] = dense<[1]>
+  const %zero: i64[1] = dense<[0]>
+  const %last: i64[2] = dense<[-1, 1]>
+  %s: i64[3] = Shape(%x) @shape
+  %seq: i64[] = Gather(%s, %one) {axis=0} @gather_seq
+  %two: i64[2] = Gather(%s, %last) {axis=0} @gather_two
+  %batch: i64[1] = Gather(%s, %zero) {axis=0} @gather_batch
+  %seqf: f32[] = Cast(%seq) {to=1} @cast
+  %y: f32[b, 3, 4] = Mul(%x, %seqf) @mul
+  return %y, %two, %batch
+}''')
+    run_checked(g, ["fold-constants", "dce"], {"x": np.ones([2, 3, 4], np.float32)})
+    assert sorted(n.name for n in g.nodes) == ["gather_batch", "mul", "shape"]
+    assert g.outputs[1].is_constant
+
+
+def test_a_folded_reshape_target_makes_the_reshaped_type_static():
+    # The Reshape's target is computed: the registry had to make up its output dims. Once
+    # the target folds, the re-inferred sizes replace them, and so do the Relu's after it.
+    g = parse_ir('''graph main(%x: f32[2, 3, 4]) opset("": 21) {
+  const %rest: i64[1] = dense<[-1]>
+  %s: i64[3] = Shape(%x) @shape
+  %t: i64[4] = Concat(%s, %rest) {axis=0} @concat
+  %r: f32[reshape_d0, reshape_d1, reshape_d2, reshape_d3] = Reshape(%x, %t) @reshape
+  %y: f32[reshape_d0, reshape_d1, reshape_d2, reshape_d3] = Relu(%r) @relu
+  return %y
+}''')
+    run_checked(g, ["fold-constants"], {"x": np.ones([2, 3, 4], np.float32)})
+    assert g.outputs[0].type.is_static and all(o.type.is_static for n in g.nodes for o in n.outputs)
+
+
+def test_shape_with_a_start_past_the_symbolic_dims_folds():
+    g = parse_ir('''graph main(%x: f32[b, 3, 4]) opset("": 21) {
+  %tail: i64[2] = Shape(%x) {start=1} @tail
+  %all: i64[3] = Shape(%x) @all
+  return %tail, %all
+}''')
+    run_checked(g, ["fold-constants", "dce"], {"x": np.ones([2, 3, 4], np.float32)})
+    assert [n.name for n in g.nodes] == ["all"] and g.outputs[0].is_constant
