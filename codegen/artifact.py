@@ -28,6 +28,7 @@ from typing import Optional
 
 from ..errors import GraphoptError, OutputPathError
 from ..util.files import remove_stale
+from ..util.spill import SpilledBytes
 
 MANIFEST = "manifest.json"
 LIBRARY = "model.so"
@@ -141,6 +142,13 @@ def _export(executable, path: Path, out: Path) -> None:
         raise OutputPathError(f"{out}: cannot write the compiled library {path.name}: {one_line(e)}") from None
 
 
+def _write_bytes(path: Path, obj) -> None:
+    if isinstance(obj, SpilledBytes):
+        obj.write_to(path)
+    else:
+        path.write_bytes(obj)
+
+
 def save(out, executable, params, manifest: dict, files: Optional[dict] = None) -> Path:
     """Write an artifact folder at ``out`` (replacing an existing artifact there).
 
@@ -163,7 +171,7 @@ def save(out, executable, params, manifest: dict, files: Optional[dict] = None) 
         if executable is not None:  # the one-stage model's other files (the oracle's graph)
             for name, obj in (files or {}).items():
                 if name not in (LIBRARY, PARAMS):
-                    (tmp / name).write_bytes(obj)
+                    _write_bytes(tmp / name, obj)
         if isinstance(executable, (bytes, bytearray)):  # a loaded artifact's library, as it was on disk
             (tmp / LIBRARY).write_bytes(executable)
             _write_npz(tmp / PARAMS, params)
@@ -174,8 +182,8 @@ def save(out, executable, params, manifest: dict, files: Optional[dict] = None) 
             manifest = dict(manifest, format=FORMAT, versions=versions(), num_params=len(params))
         else:
             for name, obj in (files or {}).items():
-                if isinstance(obj, (bytes, bytearray)):
-                    (tmp / name).write_bytes(obj)
+                if isinstance(obj, (bytes, bytearray, SpilledBytes)):
+                    _write_bytes(tmp / name, obj)
                 elif isinstance(obj, list):
                     _write_npz(tmp / name, obj)
                 else:

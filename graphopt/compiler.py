@@ -203,11 +203,13 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
 
 
 def _oracle_file(graph: Graph, manifest: dict) -> dict:
-    """{artifact.ORACLE: the compiled graph as ONNX} for `graphopt.compare_intermediates`
+    """{artifact.ORACLE: the compiled graph as ONNX, spilled to a temporary file (it can be
+    as large as the weights)} for `graphopt.compare_intermediates`
     (its oracle runs the graph the library was compiled from), noted in the manifest; {}
     with the reason noted instead when it cannot be kept (ONNX's 2 GB protobuf limit)."""
     from .codegen import artifact
     from .frontend.onnx_export import export_onnx
+    from .util.spill import SpilledBytes
 
     try:
         data = export_onnx(graph).SerializeToString()
@@ -218,7 +220,7 @@ def _oracle_file(graph: Graph, manifest: dict) -> dict:
         manifest["oracle_missing"] = f"the compiled graph's ONNX is {len(data) >> 20} MiB, over the limit kept"
         return {}
     manifest["oracle_model"] = artifact.ORACLE
-    return {artifact.ORACLE: data}
+    return {artifact.ORACLE: SpilledBytes.of(data)}
 
 
 def _fusion(report: CompileReport, manifest: dict, graph: Graph, run, wanted, tgt) -> None:

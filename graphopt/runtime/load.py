@@ -24,12 +24,22 @@ def load_stages(path) -> tuple[dict, list, dict]:
                 stages.append(load_ort_stage(path, sp))
             else:
                 stages.append(load_tvm_stage(path, manifest, sp["lib"], sp["params"], sp["inputs"], sp["outputs"]))
-        files = {name: (Path(path) / name).read_bytes() for name in artifact.payload_files(manifest)}
+        files = {name: _payload(Path(path) / name, name, manifest) for name in artifact.payload_files(manifest)}
         return manifest, stages, files
     st = load_tvm_stage(path, manifest, artifact.LIBRARY, artifact.PARAMS, manifest["inputs"], manifest["outputs"],
                         lib=lib, params=params)
-    return manifest, [st], {name: (Path(path) / name).read_bytes() for name in artifact.payload_files(manifest)
+    return manifest, [st], {name: _payload(Path(path) / name, name, manifest) for name in artifact.payload_files(manifest)
                             if name != artifact.PARAMS}
+
+
+def _payload(p: Path, name: str, manifest: dict):
+    """A payload file's bytes; the compiled graph (as large as the weights) as a private
+    spilled copy, read only to save again or to compare intermediates."""
+    if name == manifest.get("oracle_model"):
+        from ..util.spill import SpilledBytes
+
+        return SpilledBytes.of_file(p)
+    return p.read_bytes()
 
 
 def load_tvm_stage(path, manifest: dict, lib_name: str, params_name: str, sig_inputs, sig_outputs, lib=None,

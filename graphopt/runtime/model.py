@@ -12,6 +12,7 @@ from ..codegen import artifact
 from .inputs import InputError, bind_inputs, check_input, input_specs
 from .load import load_stages
 from .stages import TvmStage
+from ..util.spill import as_bytes
 
 if TYPE_CHECKING:
     from ..compiler import CompileReport
@@ -72,8 +73,9 @@ class CompiledModel:
     def payload(self, name: str) -> Optional[bytes]:
         """The bytes of an artifact file this model carries besides its libraries and
         parameters (``artifact.ORACLE``: the compiled graph as ONNX), or None."""
-        return (self._files or {}).get(name) if name in artifact.payload_files(self.manifest) \
-            or name == self.manifest.get("oracle_model") else None
+        if name not in artifact.payload_files(self.manifest) and name != self.manifest.get("oracle_model"):
+            return None
+        return as_bytes((self._files or {}).get(name))
 
     # ---------------------------------------------------------------- running
     @property
