@@ -7,6 +7,7 @@ nor the pipeline."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from .errors import GraphoptError
 from .ir import DType, Graph
 from .runtime import CompiledModel
 from .runtime.stages import OrtStage, TvmStage
+from .util.memory import release_free_memory
 
 
 @dataclass
@@ -105,6 +107,19 @@ def _prepare_run(graph: Graph, level: Optional[str], owned: bool = True, explain
     return run, last.nodes_before - last.nodes_after
 
 
+def _gives_back_memory(fn):
+    """After ``fn`` (a compile) returns or fails, the heap it freed goes back to the system
+    (`util.memory`): otherwise the process stays at the compile's peak."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_free_memory()
+    return wrapper
+
+
+@_gives_back_memory
 def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time: Optional[float] = None,
                   fallback: Optional[str] = None, opt_level: Optional[str] = "O2", cache_dir=None,
                   progress: bool = False, fusion_report: Union[bool, str] = False,
