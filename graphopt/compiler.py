@@ -218,16 +218,16 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
 
 
 def _oracle_file(graph: Graph, manifest: dict) -> dict:
-    """{artifact.ORACLE: the compiled graph as ONNX, spilled to a temporary file (it can be
-    as large as the weights)} for `graphopt.compare_intermediates`
+    """{artifact.ORACLE: the compiled graph as ONNX, written one initializer at a time to a
+    temporary file (it is as large as the weights)} for `graphopt.compare_intermediates`
     (its oracle runs the graph the library was compiled from), noted in the manifest; {}
     with the reason noted instead when it cannot be kept (ONNX's 2 GB protobuf limit)."""
     from .codegen import artifact
-    from .frontend.onnx_export import export_onnx
+    from .frontend.onnx_export import write_onnx_stream
     from .util.spill import SpilledBytes
 
     try:
-        data = export_onnx(graph).SerializeToString()
+        data = SpilledBytes.written(lambda f: write_onnx_stream(graph, f))
     except Exception as e:  # export of a graph that compiled is not the compile's business to fail
         manifest["oracle_missing"] = f"the compiled graph did not export to ONNX: {type(e).__name__}: {e}"[:300]
         return {}
@@ -235,7 +235,7 @@ def _oracle_file(graph: Graph, manifest: dict) -> dict:
         manifest["oracle_missing"] = f"the compiled graph's ONNX is {len(data) >> 20} MiB, over the limit kept"
         return {}
     manifest["oracle_model"] = artifact.ORACLE
-    return {artifact.ORACLE: SpilledBytes.of(data)}
+    return {artifact.ORACLE: data}
 
 
 def _fusion(report: CompileReport, manifest: dict, graph: Graph, run, wanted, tgt) -> None:

@@ -126,10 +126,10 @@ def _add_provenance(proto, prov) -> None:
             proto.metadata_props.add(key="graphopt.sources", value=",".join(prov.sources))
 
 
-def _graph_to_proto(g: Graph, fns: dict) -> onnx.GraphProto:
+def _graph_to_proto(g: Graph, fns: dict, initializers: bool = True) -> onnx.GraphProto:
     nodes = [_node_to_proto(n, fns) for n in g.nodes]
     inits = []
-    for c in g.constants:
+    for c in (g.constants if initializers else ()):
         t = tensor_to_proto(c.const, c.name)  # type: ignore[arg-type]
         _add_provenance(t, c.provenance)
         inits.append(t)
@@ -158,26 +158,79 @@ def _graph_to_proto(g: Graph, fns: dict) -> onnx.GraphProto:
 
 def export_onnx(graph: Graph) -> onnx.ModelProto:
     """The graph as an ONNX model (checked with onnx.checker)."""
-    opsets = dict(graph.opset_imports) or {"": 21}
-    opsets.setdefault("", 21)
-    domains = {n.domain for n in graph.walk() if n.domain}
-    for d in domains:
-        opsets.setdefault(d, 1)
-    fns: dict = {}
-    gp = _graph_to_proto(graph, fns)
-    model = helper.make_model(
-        gp,
-        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
-        producer_name="graphopt",
-        ir_version=IR_VERSION,
-        functions=list(fns.values()),
-    )
+    model = _model_proto(graph)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0]
         raise ExportError(f"exported model of graph {graph.name!r} fails onnx.checker: {first}") from None
     return model
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload_len: int) -> bytes:
+    return _varint(number << 3 | 2) + _varint(payload_len)  # a length-delimited field's key and length
+
+
+_MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5  # ModelProto.graph, GraphProto.initializer (onnx.proto)
+
+
+def write_onnx_stream(graph: Graph, f) -> int:
+    """Write the graph as an ONNX model to the binary file ``f`` one initializer at a time,
+    never the whole model in memory (a transformer's weights would be there three times:
+    arrays, tensor protos, serialized bytes); returns the bytes written. Not checked with
+    onnx.checker (`export_onnx` is): for graphs that compiled, read back by graphopt's
+    importer. Protobuf takes a message's fields in any order and a repeated field's
+    elements apart, so the top graph is written as its initializer-free part, then each
+    initializer as one more element of its repeated field."""
+    model = _model_proto(graph, initializers=False)
+    gbytes = model.graph.SerializeToString()
+    model.ClearField("graph")
+    head = model.SerializeToString()
+    tensors = []
+    for c in graph.constants:
+        t = tensor_to_proto(c.const, c.name)
+        _add_provenance(t, c.provenance)
+        tensors.append(t.ByteSize())
+    total = len(gbytes) + sum(len(_field(_GRAPH_INITIALIZER, n)) + n for n in tensors)
+    f.write(head)
+    f.write(_field(_MODEL_GRAPH, total))
+    f.write(gbytes)
+    written = len(head) + len(_field(_MODEL_GRAPH, total)) + len(gbytes)
+    for c, n in zip(graph.constants, tensors):
+        t = tensor_to_proto(c.const, c.name)
+        _add_provenance(t, c.provenance)
+        data = t.SerializeToString()
+        f.write(_field(_GRAPH_INITIALIZER, len(data)))
+        f.write(data)
+        written += len(_field(_GRAPH_INITIALIZER, len(data))) + len(data)
+    return written
+
+
+def _model_proto(graph: Graph, initializers: bool = True) -> onnx.ModelProto:
+    opsets = dict(graph.opset_imports) or {"": 21}
+    opsets.setdefault("", 21)
+    domains = {n.domain for n in graph.walk() if n.domain}
+    for d in domains:
+        opsets.setdefault(d, 1)
+    fns: dict = {}
+    gp = _graph_to_proto(graph, fns, initializers)
+    return helper.make_model(
+        gp,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+        producer_name="graphopt",
+        ir_version=IR_VERSION,
+        functions=list(fns.values()),
+    )
 
 
 def save_onnx(graph: Graph, path) -> None:

@@ -20,10 +20,15 @@ class SpilledBytes:
 
     @classmethod
     def of(cls, data: bytes) -> "SpilledBytes":
+        return cls.written(lambda f: f.write(data))
+
+    @classmethod
+    def written(cls, write) -> "SpilledBytes":
+        """The bytes ``write(f)`` writes to a binary file."""
         fd, path = tempfile.mkstemp(prefix="graphopt-spill-", suffix=".bin")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                write(f)
         except BaseException:
             _remove(path)
             raise
