@@ -229,6 +229,8 @@ def _check_io(mpath, entry: str, specs) -> None:
         shape = s.get("shape")
         if shape is not None and not (isinstance(shape, list) and all(_is_dim(d) for d in shape)):
             raise _bad(mpath, at, f"shape {shape!r} is not a list of dims (ints >= 0 or names)")
+        if "written" in s and s["written"] is not True:
+            raise _bad(mpath, at, f"'written' must be true when present, got {s['written']!r}")
 
 
 def _check_names(mpath, entry: str, names) -> None:

@@ -65,8 +65,20 @@ class CompileReport:
 
 
 def _io_spec(values) -> list[dict]:
+    """The manifest's inputs or outputs; an input the compiled code writes into (an in-place
+    CacheWrite's cache: `written_inputs`) says ``"written": true``."""
+    written = written_inputs(values[0].owner) if values and values[0].is_graph_input else set()
     return [{"name": v.name, "dtype": v.type.dtype.numpy.name if v.type.dtype is not DType.BFLOAT16 else "bfloat16",
-             "shape": list(v.type.shape) if v.type.shape is not None else None} for v in values]
+             "shape": list(v.type.shape) if v.type.shape is not None else None,
+             **({"written": True} if v.name in written else {})} for v in values]
+
+
+def written_inputs(graph: Graph) -> set[str]:
+    """The graph inputs a node writes in place (graphopt.CacheWrite with inplace=1)."""
+    from .ops import attr_value
+
+    return {n.inputs[0].name for n in graph.nodes
+            if n.op_type == "CacheWrite" and n.domain == "graphopt" and attr_value(n, "inplace")}
 
 
 def to_graph(model) -> tuple[Graph, str]:

@@ -6,11 +6,11 @@ legalizes to TIR through topi); on the CPU, the kernels that dominate CNN run ti
 Gemm/MatMul with constant weights) are graphopt's own TE computes over weights packed at
 compile time (packed.py, `codegen.kernels`), which `codegen.schedules` then schedules.
 
-The families, one file each: elementwise, activations, attention, shape, index, reduce, linalg, conv,
+The families, one file each: elementwise, activations, attention, cache (the KV cache write), shape, index, reduce, linalg, conv,
 pool, norm, resize, quant, vision, control (If/Loop), packed (CPU kernels).
 """
 
-from . import (activations, attention, control, conv, elementwise, index, linalg, norm, packed, pool, quant,  # noqa: F401
+from . import (activations, attention, cache, control, conv, elementwise, index, linalg, norm, packed, pool, quant,  # noqa: F401
                reduce, resize, rotary, shape, vision)
 from .driver import Lowered, lower
 from .errors import LoweringError, LoweringRefusedError

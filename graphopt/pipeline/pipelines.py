@@ -2,7 +2,7 @@
 
 - ``O0``: no passes (import/export only).
 - ``O1``: the cleanup passes to a fixpoint: simplify, fold-constants, cse, dce.
-- ``O2``: O1, then rewrites that round (fuse-conv-bn) and pattern fusions (fuse-gelu, fuse-layer-norm, fuse-rms-norm, fuse-swiglu, fuse-rotary, fuse-attention), then O1 again, then group-kernels (graphopt's kernel boundaries around matmuls, convs and norms).
+- ``O2``: O1, then rewrites that round (fuse-conv-bn) and pattern fusions (fuse-gelu, fuse-layer-norm, fuse-rms-norm, fuse-swiglu, fuse-rotary, fuse-attention, fuse-cache-write), then O1 again, then group-kernels (graphopt's kernel boundaries around matmuls, convs and norms).
 - ``O3``: not yet defined (more aggressive fusion, layout).
 
 A spec picks passes by name: ``"fold-constants,dce"``, options in braces
@@ -30,7 +30,8 @@ def _o1() -> list[PipelineItem]:
     return [Fixpoint([get_pass(n)() for n in O1_PASSES], max_iterations=8)]
 
 
-O2_PASSES = ["fuse-conv-bn", "fuse-gelu", "fuse-layer-norm", "fuse-rms-norm", "fuse-swiglu", "fuse-rotary", "fuse-attention"]
+O2_PASSES = ["fuse-conv-bn", "fuse-gelu", "fuse-layer-norm", "fuse-rms-norm", "fuse-swiglu", "fuse-rotary", "fuse-attention",
+             "fuse-cache-write"]
 
 
 # After the last cleanup: the groups it outlines are opaque to the rewrites above.

@@ -58,8 +58,9 @@ def load_tvm_stage(path, manifest: dict, lib_name: str, params_name: str, sig_in
     names = lambda io: [x["name"] if isinstance(x, dict) else x for x in io]  # noqa: E731
     try:
         dtypes = lambda io: [x["dtype"] for x in io] if all(isinstance(x, dict) for x in io) else None  # noqa: E731
+        written = [isinstance(x, dict) and bool(x.get("written")) for x in sig_inputs]
         st = TvmStage(ex, params, names(sig_inputs), names(sig_outputs), manifest["target"],
-                      input_dtypes=dtypes(sig_inputs), output_dtypes=dtypes(sig_outputs))
+                      input_dtypes=dtypes(sig_inputs), output_dtypes=dtypes(sig_outputs), written=written)
     except Exception as e:  # the VM refuses the library (not one of graphopt's)
         raise artifact.ArtifactError(f"{Path(path) / lib_name}: cannot start the compiled library "
                                      f"({type(e).__name__})") from None

@@ -66,7 +66,7 @@ def test_named_pipelines_and_disable():
         build_pipeline("O3")
     o2 = build_pipeline("O2")
     assert [type(i).__name__ for i in o2] == ["Fixpoint", "FuseConvBN", "FuseGelu", "FuseLayerNorm", "FuseRMSNorm", "FuseSwiGLU",
-                                           "FuseRotary", "FuseAttention",
+                                           "FuseRotary", "FuseAttention", "FuseCacheWrite",
                                            "Fixpoint", "GroupKernels"]
     assert [type(i).__name__ for i in build_pipeline("fixpoint(simplify,dce),cse")] == ["Fixpoint", "CommonSubexpressionElimination"]
 
