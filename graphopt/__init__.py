@@ -76,7 +76,11 @@ def optimize(model, example_inputs=None, target: str = "cpu", **options):
     - a ``torch.nn.Module`` (with ``example_inputs``; ``dynamic_shapes=`` as torch.export
       takes it): the result takes and returns torch tensors, in the module's output structure;
     - an ONNX model (a path, bytes or ``onnx.ModelProto``) or a Graph: the result takes numpy
-      arrays (positionally or by input name) and returns numpy arrays.
+      arrays (positionally or by input name) and returns numpy arrays;
+    - a transformers causal LM (GPT2LMHeadModel, LlamaForCausalLM, ...) without
+      ``example_inputs``, or with ``config.use_cache`` on: a `graphopt.llm.CompiledCausalLM`
+      whose ``generate`` works as transformers' (options ``max_length``, ``prefill_buckets``,
+      ``quantize="int8"``; see graphopt.llm.model).
 
     Options: ``opt_level`` ("O0", "O1"...), ``tune_trials``, ``tune_time`` (minutes),
     ``fallback`` ("ort"), ``cache_dir``; ``shapes={"input_ids": (1, 128)}`` and
@@ -84,6 +88,12 @@ def optimize(model, example_inputs=None, target: str = "cpu", **options):
     ``example_inputs`` binds each given input to its array's shape too).
     """
     if _is_torch_module(model):
+        from .llm import is_causal_lm
+
+        if is_causal_lm(model) and (example_inputs is None or getattr(model.config, "use_cache", False)):
+            from .llm import optimize_causal_lm
+
+            return optimize_causal_lm(model, target, **options)
         if example_inputs is None:
             raise TypeError("optimize(nn.Module) needs example_inputs to trace the module with")
         from .frontend.torch_module import optimize_module

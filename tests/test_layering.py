@@ -167,7 +167,8 @@ LIBRARIES = {
     "onnx": ("graphopt.frontend", "graphopt.testing", "graphopt.conformance", "graphopt.bench"),
     "onnxruntime": ("graphopt.frontend", "graphopt.testing", "graphopt.conformance", "graphopt.bench",
                     "graphopt.runtime"),
-    "torch": ("graphopt.frontend", "graphopt.testing", "graphopt.bench"),
+    # graphopt.llm wraps a transformers model in the torch module it traces (its decode step)
+    "torch": ("graphopt.frontend", "graphopt.testing", "graphopt.bench", "graphopt.llm"),
     "tvm": ("graphopt.codegen", "graphopt.runtime", "graphopt.bench"),
     "tvm_ffi": ("graphopt.codegen", "graphopt.runtime"),
 }

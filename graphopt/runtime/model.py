@@ -35,7 +35,8 @@ class CompiledModel:
             stages = [TvmStage(executable, params, [i["name"] for i in manifest["inputs"]],
                                [o["name"] for o in manifest["outputs"]], self._target,
                                input_dtypes=[i["dtype"] for i in manifest["inputs"]],
-                               output_dtypes=[o["dtype"] for o in manifest["outputs"]])]
+                               output_dtypes=[o["dtype"] for o in manifest["outputs"]],
+                               written=[bool(i.get("written")) for i in manifest["inputs"]])]
         self._stages = stages
         self._specs = input_specs(manifest["inputs"])
         self._input_names = [s.name for s in self._specs]
@@ -118,13 +119,20 @@ class CompiledModel:
         return outs[0] if len(outs) == 1 else outs
 
     # ---------------------------------------------------------------- artifacts
-    def save(self, path) -> Path:
-        if "stages" in self.manifest:
-            return artifact.save(path, None, None, self.manifest, files=self._files)
+    def save(self, path, *, oracle: bool = True) -> Path:
+        """Write the artifact folder ``path``. ``oracle=False`` leaves out the compiled
+        graph's ONNX (the model's size again), which only `compare_intermediates` reads."""
+        manifest, files = self.manifest, self._files
+        if not oracle and files and manifest.get("oracle_model") in files:
+            files = {k: v for k, v in files.items() if k != manifest["oracle_model"]}
+            manifest = {k: v for k, v in manifest.items() if k != "oracle_model"}
+            manifest["oracle_missing"] = "saved without it (save(oracle=False))"
+        if "stages" in manifest:
+            return artifact.save(path, None, None, manifest, files=files)
         # The parameters live once, as TVM tensors; save reads them back. A loaded library
         # cannot be exported again: its bytes, kept at load, are written instead.
-        lib = self._files.get(artifact.LIBRARY, self._executable) if self._files else self._executable
-        return artifact.save(path, lib, self._stages[0].host_params(), self.manifest, files=self._files)
+        lib = files.get(artifact.LIBRARY, self._executable) if files else self._executable
+        return artifact.save(path, lib, self._stages[0].host_params(), manifest, files=files)
 
     @staticmethod
     def load(path) -> "CompiledModel":

@@ -20,8 +20,11 @@ class TvmStage:
     and refuses to run."""
 
     def __init__(self, executable, params, inputs, outputs, target, input_dtypes: Optional[list] = None,
-                 output_dtypes: Optional[list] = None):
+                 output_dtypes: Optional[list] = None, written: Optional[list] = None):
         self.inputs, self.outputs = list(inputs), list(outputs)
+        # per input, whether the compiled code writes into it (an in-place cache): `call`
+        # and `call_dlpack` then pass a copy, so no caller's array changes
+        self._written = [bool(w) for w in (written or [False] * len(self.inputs))]
         # per input and output, whether numpy's DLPack takes its dtype (None: look per call)
         self._plain = [numpy_takes(d) for d in (input_dtypes or [None] * len(self.inputs))]
         self._viewable = [numpy_takes(d) for d in (output_dtypes or [None] * len(self.outputs))]
@@ -69,8 +72,11 @@ class TvmStage:
         lock = self._lock
         lock.acquire()
         try:
-            for a, (staging, plain) in zip(arrays, self._in):
-                t = to_tvm(a, staging, plain)
+            for a, (staging, plain), written in zip(arrays, self._in, self._written):
+                if written and (plain if plain is not None else a.dtype.kind in "biuf"):
+                    t = staging.copy_in(a)  # (to_tvm copies the other dtypes anyway)
+                else:
+                    t = to_tvm(a, staging, plain)
                 tensors.append(t)
                 p = t.data_ptr()
                 ranges.append((p, p + a.nbytes))
@@ -94,9 +100,9 @@ class TvmStage:
         out_sizes = self._out_sizes
         with self._lock:
             args, ranges = [], self._param_ranges.copy()
-            for t, size in zip(tensors, sizes):
+            for t, size, written in zip(tensors, sizes, self._written):
                 a = from_dlpack(t, require_contiguous=True)
-                if a.data_ptr() % ALIGN:
+                if written or a.data_ptr() % ALIGN:
                     a = a.copyto(a.device)
                 p = a.data_ptr()
                 ranges.append((p, p + a.numel() * size))
@@ -105,6 +111,44 @@ class TvmStage:
             if out_sizes is None:  # (an output's dtype costs a microsecond to read: only here)
                 out_sizes = [itemsize(str(o.dtype)) for o in outputs_of(res)]
             return owned_tensors(res, out_sizes, ranges)
+
+    def to_device(self, a: np.ndarray):
+        """``a`` copied into a TVM tensor on this stage's device (for `call_tensors`)."""
+        import tvm
+
+        self.check_runnable()
+        return tvm.runtime.tensor(native_contiguous(a), self.dev)
+
+    def call_tensors(self, tensors: list) -> list:
+        """The outputs as TVM tensors, for inputs that are TVM tensors on this stage's device
+        already, with no checks or copies and no ownership promise (an output may share an
+        input's or a parameter's memory): for callers that keep state on the device between
+        calls (graphopt.llm's key/value cache)."""
+        self.check_runnable()
+        with self._lock:
+            return outputs_of(self.fn(*tensors, *self.params))
+
+    def share_parameters(self, pool: dict) -> int:
+        """Take ``pool``'s tensor in place of each parameter of equal dtype, shape and
+        bytes, and add the others to it, so that programs compiled from one model's weights
+        (an LLM's prefill and decode) hold them once. Returns the bytes no longer held."""
+        import hashlib
+
+        self.check_runnable()
+        freed = 0
+        for i, t in enumerate(self.params):
+            host = _host_view(t, self.target.is_cpu)
+            raw = np.ascontiguousarray(host).reshape(-1).view(np.uint8)
+            key = (str(t.dtype), tuple(t.shape), hashlib.blake2b(raw, digest_size=16).hexdigest())
+            if key in pool:
+                if pool[key] is not t:
+                    self.params[i] = pool[key]
+                    freed += host.nbytes
+            else:
+                pool[key] = t
+        if self.target.is_cpu:
+            self._param_ranges = [(t.data_ptr(), t.data_ptr() + _host_view(t, True).nbytes) for t in self.params]
+        return freed
 
     def run(self, env: dict) -> None:
         env.update(zip(self.outputs, self.call([env[k] for k in self.inputs])))
@@ -126,3 +170,11 @@ class OrtStage:
     def run(self, env: dict) -> None:
         res = self.session.run(self.outputs, {k: native_contiguous(env[k]) for k in self.inputs})
         env.update(zip(self.outputs, res))
+
+
+def _host_view(t, on_cpu: bool) -> np.ndarray:
+    """A TVM tensor as numpy: a view on the CPU, a copy from a GPU (or of a bfloat16
+    tensor, which numpy's DLPack does not take)."""
+    if on_cpu and str(t.dtype) != "bfloat16":
+        return np.from_dlpack(t)
+    return t.numpy()
