@@ -10,7 +10,7 @@ import traceback
 from typing import Optional, Sequence
 
 # Module names under graphopt.cli, in the order `graphopt --help` lists them.
-SUBCOMMANDS = ["show", "opt", "passes", "bisect", "quantize", "compile", "run", "bench", "conformance"]
+SUBCOMMANDS = ["show", "opt", "passes", "bisect", "quantize", "compile", "run", "generate", "bench", "conformance"]
 
 
 def build_parser() -> argparse.ArgumentParser:
