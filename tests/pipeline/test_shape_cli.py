@@ -168,3 +168,27 @@ def test_a_specialized_model_refuses_other_shapes_naming_the_input():
     other = random_inputs(parse_ir(SRC), dims={"batch": 2, "seq": 6})
     with pytest.raises(InputError, match="input 'x'.*dim 1"):
         compiled.run(**other)
+
+
+def _applications(out: str) -> int:
+    import re
+
+    m = re.search(r"\((\d+) rewrite applications", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def test_bisect_searches_the_specialized_model(model, capsys):
+    # Bound, -O1 folds the Shape/Gather/Range/Concat chain: more applications to search,
+    # and every comparison runs at the bound shapes (the oracle of the specialized model).
+    assert main(["bisect", str(model), "-O1"]) == 0
+    free = _applications(capsys.readouterr().out)
+    assert main(["bisect", str(model), "-O1", "--dim", "batch=2", "--dim", "seq=5"]) == 0
+    bound = _applications(capsys.readouterr().out)
+    assert bound > free
+
+
+def test_bisect_refuses_a_binding_the_model_contradicts(model, capsys):
+    assert main(["bisect", str(model), "-O1", "--shape", "x=2x5x3"]) == 1
+    err = capsys.readouterr().err
+    assert "input 'x': dim 2 is 4 in the model" in err, err
