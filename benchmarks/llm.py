@@ -11,6 +11,10 @@ LM head; the input embedding only gathers rows), median prefill ms (to the first
 logits), decode tokens/s (the steps after the first token), and the share of the
 bandwidth limit: a measured copy bandwidth (numpy, read plus write) over those bytes.
 graphopt's programs are compiled before the first round (compile time printed apart).
+Then int8 against fp32 along fp32's greedy tokens (teacher forcing, `forced_logits`): how
+often the next token (argmax) agrees, the mean KL(fp32 || int8) of the next-token
+distributions, and how many of int8's own greedy tokens equal fp32's. Random weights give
+flat distributions with near ties, so agreement here is a lower bound for a trained model.
 llama.cpp and onnxruntime-genai are not installed on these machines: their rows are in
 the issue, measured elsewhere.
 """
@@ -114,12 +118,14 @@ def main(argv=None) -> int:
         max_length = args.prompt + args.new
         systems = {"transformers eager fp32": (lambda ids, m=model: eager_run(m, ids, args.new),
                                                matmul_bytes(model, False))}
+        fasts = {}
         for label, q in (("graphopt fp32", None), ("graphopt int8", "int8")):
             t0 = time.perf_counter()
             fast = graphopt.optimize(model, max_length=max_length, prefill_buckets=[args.prompt], quantize=q)
             fast.program(1, args.prompt), fast.program(1, 1)
             print(f"{name}: {label} compiled in {time.perf_counter() - t0:.0f} s")
             systems[label] = (lambda ids, f=fast: graphopt_run(f, ids, args.new), matmul_bytes(model, q is not None))
+            fasts[label] = fast
         results = {k: [] for k in systems}
         for _ in range(args.rounds):
             for label, (fn, _) in systems.items():
@@ -132,7 +138,27 @@ def main(argv=None) -> int:
             tok = statistics.median(r[1] for r in results[label])
             limit = bw * 1e9 / nbytes
             print(f"| {label} | {nbytes / 1e6:.0f} | {pre:.1f} | {tok:.1f} | {100 * tok / limit:.0f}% |")
+        print(accuracy(fasts["graphopt fp32"], fasts["graphopt int8"], ids, args.new))
     return 0
+
+
+def accuracy(fp32, int8, ids, new) -> str:
+    ref = fp32.generate(ids, new)
+    cont = ref[:, ids.shape[1]:]
+    a, b = fp32.forced_logits(ids, cont), int8.forced_logits(ids, cont)
+    agree = float(np.mean(a.argmax(-1) == b.argmax(-1)))
+
+    def log_softmax(x):
+        x = x.astype(np.float64)
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+    la, lb = log_softmax(a), log_softmax(b)
+    kl = float(np.mean(np.sum(np.exp(la) * (la - lb), axis=-1)))
+    own = int8.generate(ids, new)[:, ids.shape[1]:]
+    same = int(np.sum(own == cont))
+    return (f"int8 vs fp32 over {new} tokens: next-token agreement {100 * agree:.1f}% (teacher-forced), "
+            f"mean KL {kl:.2e} nats, {same}/{new} of int8's own greedy tokens equal fp32's")
 
 
 if __name__ == "__main__":

@@ -95,8 +95,10 @@ def _load(folder: Path, need_tokenizer: bool):
 
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
     except ModuleNotFoundError:
         raise GraphoptError("graphopt generate needs transformers (pip install transformers)") from None
+    hf_logging.disable_progress_bar()  # the output is the tokens and one line of timings
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype="float32").eval()
     except (OSError, ValueError) as e:

@@ -26,6 +26,7 @@ from .errors import CausalLMError
 from .sampling import Sampler
 
 QUANTIZE_MODES = ("int8",)
+STEP_FORMAT = 2  # the step's inputs (graphopt.llm.step); part of the program cache's key
 
 
 @dataclass
@@ -66,6 +67,8 @@ class _Cache:
     keys: list
     values: list
     batch: int = 0
+    pads: Any = None         # per row, the left padding of the current prompt
+    mask: Any = None         # [B, max_length] on the device: 0 at those pads, else 1
 
 
 def default_buckets(max_length: int) -> list[int]:
@@ -114,7 +117,7 @@ class CompiledCausalLM:
         gen = getattr(model, "generation_config", None)
         self.generation_defaults = {k: getattr(gen, k, None) for k in ("eos_token_id", "pad_token_id")}
         self._step = CausalLMStep(model.eval(), max_length).eval()
-        self.program_dir = Path(program_cache) / self._key(model) if program_cache is not None else None
+        self.program_dir = Path(program_cache).expanduser() / self._key(model) if program_cache is not None else None
         self._programs: dict[tuple[int, int], _Program] = {}
         self.counts = {"compiled": 0, "loaded": 0}   # programs, since construction
         self._weights: dict = {}     # content -> the TVM tensor every program shares
@@ -158,7 +161,7 @@ class CompiledCausalLM:
         h.update(json.dumps({"config": model.config.to_json_string(), "class": type(model).__name__,
                              "max_length": self.max_length, "quantize": self.quantize, "block": self.quant_block,
                              "target": self.target, "options": repr(sorted(self.compile_options.items())),
-                             "graphopt": __version__, "versions": versions(), "torch": torch.__version__},
+                             "graphopt": __version__, "step": STEP_FORMAT, "versions": versions(), "torch": torch.__version__},
                             sort_keys=True).encode())
         for name, t in model.state_dict().items():
             h.update(name.encode())
@@ -219,27 +222,76 @@ class CompiledCausalLM:
         self._cache = cache
         return cache
 
+    def _pad_rows(self, cache: _Cache, stage, attention_mask, ids: np.ndarray, what: str) -> None:
+        """Set the cache's padding for a prompt: transformers' left padding (the zeros of
+        ``attention_mask`` [B, S] at the start of rows), or none."""
+        batch, prompt = ids.shape
+        pads = np.zeros(batch, np.int64)
+        if attention_mask is not None:
+            m = np.asarray(attention_mask.cpu().numpy() if _is_torch(attention_mask) else attention_mask)
+            if m.shape != ids.shape:
+                raise CausalLMError(f"{self.model_name}.{what}: attention_mask {list(m.shape)} is not input_ids' "
+                                    f"shape {list(ids.shape)}")
+            pads = (m == 0).cumprod(axis=1).sum(axis=1).astype(np.int64)
+            if not np.array_equal(m != 0, np.arange(prompt)[None, :] >= pads[:, None]):
+                raise CausalLMError(f"{self.model_name}.{what}: attention_mask has zeros after a row's first 1; "
+                                    "pad prompts on the left (tokenizer padding_side='left'), as generate expects")
+            if (pads >= prompt).any():
+                raise CausalLMError(f"{self.model_name}.{what}: a row of attention_mask is all zeros")
+        if cache.pads is not None and np.array_equal(cache.pads, pads):
+            return
+        mask = np.ones((batch, self.max_length), np.int64)
+        mask[np.arange(self.max_length)[None, :] < pads[:, None]] = 0
+        cache.pads, cache.mask = pads, stage.to_device(mask)
+
     def _run(self, prog: _Program, ids: np.ndarray, start: int, last: int, cache: _Cache) -> np.ndarray:
         """One step: the logits [B, vocab] of position ``last`` of ``ids``; the cache's
-        tensors are replaced by the step's updated ones."""
+        tensors are replaced by the step's updated ones. A row's positions count from its
+        first real token (transformers: cumsum of the mask - 1, pads at 0)."""
         stage = prog.stage
         n = self.layout.layers
+        positions = np.maximum(start + np.arange(ids.shape[1])[None, :] - cache.pads[:, None], 0)
         args = [stage.to_device(ids), stage.to_device(np.array(start, np.int64)),
-                stage.to_device(np.array([last], np.int64))]
+                stage.to_device(np.array([last], np.int64)), stage.to_device(positions), cache.mask]
         outs = stage.call_tensors(args + cache.keys + cache.values)
         cache.keys, cache.values = list(outs[1:1 + n]), list(outs[1 + n:1 + 2 * n])
         return outs[0].numpy()[:, -1, :]
 
-    def next_logits(self, input_ids) -> np.ndarray:
+    def next_logits(self, input_ids, attention_mask=None) -> np.ndarray:
         """The logits [B, vocab] the model gives the token after ``input_ids`` [B, S] (the
-        prefill program's output)."""
+        prefill program's output; ``attention_mask``: left padding, as in `generate`)."""
         ids = self._ids(input_ids, "next_logits")
         batch, prompt = ids.shape
         if prompt > self.max_length:
             raise CausalLMError(f"{self.model_name}.next_logits: the prompt ({prompt}) is past max_length "
                                 f"{self.max_length}")
         prog, padded = self._prefill(ids, self._pad())
-        return self._run(prog, padded, 0, prompt - 1, self._fresh_cache(prog.stage, batch))
+        cache = self._fresh_cache(prog.stage, batch)
+        self._pad_rows(cache, prog.stage, attention_mask, ids, "next_logits")
+        return self._run(prog, padded, 0, prompt - 1, cache)
+
+    def forced_logits(self, input_ids, continuation) -> np.ndarray:
+        """The logits [B, n, vocab] the model gives each of ``continuation``'s n tokens
+        ([B, n]) after ``input_ids`` and the continuation's tokens before it (teacher
+        forcing: a prefill, then a decode step per token), to compare two compiles (int8
+        against fp32) along the same tokens."""
+        ids = self._ids(input_ids, "forced_logits")
+        cont = self._ids(continuation, "forced_logits")
+        batch, prompt = ids.shape
+        if cont.shape[0] != batch:
+            raise CausalLMError(f"{self.model_name}.forced_logits: {cont.shape[0]} continuation rows for "
+                                f"{batch} prompt rows")
+        if prompt + cont.shape[1] > self.max_length:
+            raise CausalLMError(f"{self.model_name}.forced_logits: prompt ({prompt}) + continuation "
+                                f"({cont.shape[1]}) exceed max_length {self.max_length}")
+        prog, padded = self._prefill(ids, self._pad())
+        cache = self._fresh_cache(prog.stage, batch)
+        self._pad_rows(cache, prog.stage, None, ids, "forced_logits")
+        out = [self._run(prog, padded, 0, prompt - 1, cache)]
+        decode = self.program(batch, 1) if cont.shape[1] > 1 else None
+        for i in range(cont.shape[1] - 1):
+            out.append(self._run(decode, cont[:, i:i + 1], prompt + i, 0, cache))
+        return np.stack(out, axis=1)
 
     def _ids(self, input_ids, what: str) -> np.ndarray:
         ids = np.asarray(input_ids.cpu().numpy() if _is_torch(input_ids) else input_ids)
@@ -265,14 +317,12 @@ class CompiledCausalLM:
         """Like transformers' ``model.generate`` for these arguments: the prompt followed
         by up to ``max_new_tokens`` tokens per row ([B, S + n], torch if ``input_ids`` is
         a torch tensor, else numpy). Rows that reached ``eos_token_id`` (an id or a list)
-        are padded with ``pad_token_id`` until all have; ``streamer`` gets ``put`` and
+        are padded with ``pad_token_id`` until all have. Prompts of different lengths are
+        left-padded with ``attention_mask`` zeros, as transformers takes them. ``streamer`` gets ``put`` and
         ``end`` calls as transformers' streamers do. ``seed`` makes sampling repeatable."""
         t0 = time.perf_counter()
         as_torch = _is_torch(input_ids)
         ids = self._ids(input_ids, "generate")
-        if attention_mask is not None and not np.all(np.asarray(attention_mask) == 1):
-            raise CausalLMError(f"{self.model_name}.generate: padded prompts (an attention_mask with zeros) are "
-                                "not supported yet; give rows of equal length")
         batch, prompt = ids.shape
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise CausalLMError(f"{self.model_name}.generate: max_new_tokens must be a positive int, got "
@@ -296,6 +346,7 @@ class CompiledCausalLM:
             streamer.put(self._as_torch(ids))
 
         cache = self._fresh_cache(prefill.stage, batch)
+        self._pad_rows(cache, prefill.stage, attention_mask, ids, "generate")
         tp = time.perf_counter()
         logits = self._run(prefill, padded, 0, prompt - 1, cache)
         stats.prefill_ms = (time.perf_counter() - tp) * 1e3

@@ -1,12 +1,15 @@
 """The program graphopt compiles for a transformers causal LM: one forward step over a
 static key/value cache.
 
-    logits, keys', values' = step(input_ids[B, T], start[], last[1], keys_0.., values_0..)
+    logits, keys', values' = step(input_ids[B, T], start[], last[1], position_ids[B, T],
+                                  attention_mask[B, max_length], keys_0.., values_0..)
 
 ``keys_i``/``values_i`` are layer i's cache, ``[B, kv_heads, max_length, head_dim]``;
 the step writes the T new positions ``start .. start+T-1`` into them and attends over the
 whole cache with the causal mask the model builds from those positions (so the slots past
-``start+T-1`` are never read, whatever they hold). ``last`` picks the one position whose
+``start+T-1`` are never read, whatever they hold). ``attention_mask`` (1: a real token)
+and ``position_ids`` carry left padding as transformers' generate does: a row's pads are
+masked out of every query, and its tokens count positions from its first real one. ``last`` picks the one position whose
 logits the LM head computes (transformers' ``logits_to_keep`` as an index), so a prefill
 padded to its bucket reads the prompt's last token, and the head costs one row.
 
@@ -120,14 +123,14 @@ class CausalLMStep(torch.nn.Module):
         self.max_length = max_length
         self.cache_argument = cache_argument(model)
 
-    def forward(self, input_ids, start, last, keys, values):
+    def forward(self, input_ids, start, last, position_ids, attention_mask, keys, values):
         from transformers import StaticCache
 
         cache = StaticCache(config=self.model.config, max_cache_len=self.max_length)
         cache.layers = [_InputLayer(k, v, start) for k, v in zip(keys, values)]
         positions = torch.arange(input_ids.shape[1]) + start
-        out = self.model(input_ids, cache_position=positions, use_cache=True, logits_to_keep=last,
-                         **{self.cache_argument: cache})
+        out = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         cache_position=positions, use_cache=True, logits_to_keep=last, **{self.cache_argument: cache})
         return out.logits, [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
 
 
@@ -136,4 +139,6 @@ def example_inputs(layout: CacheLayout, batch: int, length: int, max_length: int
     to decode)."""
     keys, values = layout.empty(batch, max_length)
     ids = torch.zeros(batch, length, dtype=torch.long)
-    return ids, torch.tensor(0), torch.tensor([length - 1]), keys, values
+    positions = torch.arange(length).repeat(batch, 1)
+    mask = torch.ones(batch, max_length, dtype=torch.long)
+    return ids, torch.tensor(0), torch.tensor([length - 1]), positions, mask, keys, values

@@ -60,6 +60,15 @@ def test_next_logits_match_torch(llama):
     np.testing.assert_allclose(fast.next_logits(ids), want, rtol=1e-4, atol=1e-4)
 
 
+def test_forced_logits_match_torch_at_every_position(llama):
+    # the decode steps at positions 7..22 of the cache, against one full forward in torch
+    m, fast = llama
+    ids, cont = prompt(), prompt(length=16, seed=4)
+    with torch.no_grad():
+        want = m(torch.cat([ids, cont], 1), use_cache=False).logits[:, PROMPT - 1:-1].numpy()
+    np.testing.assert_allclose(fast.forced_logits(ids, cont), want, rtol=1e-4, atol=1e-4)
+
+
 def test_a_prompt_filling_its_bucket_and_numpy_in_numpy_out(llama):
     m, fast = llama
     ids = prompt(length=16)  # exactly the first bucket: no padding
@@ -78,6 +87,21 @@ def test_eos_ends_a_row_and_pads_it_as_transformers_does(llama):
     want = reference(m, ids, max_new_tokens=12, eos_token_id=eos, pad_token_id=1)
     assert torch.equal(got, want)
     assert got[0, PROMPT + 4:].eq(1).all()
+
+
+def test_left_padded_prompts_of_different_lengths_are_transformers(llama):
+    m, fast = llama
+    ids = prompt(rows=3, length=9, seed=6)
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    mask[2, :5] = 0
+    ids = ids.masked_fill(mask == 0, 0)
+    got = fast.generate(ids, max_new_tokens=10, attention_mask=mask, pad_token_id=0)
+    want = reference(m, ids, max_new_tokens=10, attention_mask=mask, pad_token_id=0)
+    assert torch.equal(got, want)
+    # and a row's tokens do not depend on the pads in front of it
+    alone = fast.generate(ids[2:, 5:], max_new_tokens=10)
+    assert torch.equal(alone[0, 4:], got[2, 9:])
 
 
 def test_all_rows_at_eos_stop_early(llama):
@@ -165,7 +189,10 @@ def test_int8_weights_keep_the_logits(llama):
     (lambda f, ids: f.generate(ids, max_new_tokens=64), "max_length 64"),
     (lambda f, ids: f.generate(ids, max_new_tokens=0), "max_new_tokens"),
     (lambda f, ids: f.generate(ids.float(), max_new_tokens=2), "input_ids"),
-    (lambda f, ids: f.generate(ids, max_new_tokens=2, attention_mask=torch.tensor([[0] + [1] * 6])), "attention_mask"),
+    (lambda f, ids: f.generate(ids, max_new_tokens=2, attention_mask=torch.tensor([[1] * 6 + [0]])), "left"),
+    (lambda f, ids: f.generate(ids, max_new_tokens=2, attention_mask=torch.zeros(1, 7, dtype=torch.long)),
+     "all zeros"),
+    (lambda f, ids: f.generate(ids, max_new_tokens=2, attention_mask=torch.ones(1, 6, dtype=torch.long)), "shape"),
     (lambda f, ids: f.generate(ids, max_new_tokens=2, do_sample=True, top_p=2.0), "top_p"),
 ])
 def test_requests_it_cannot_serve_say_what_is_wrong(llama, call, words):
