@@ -222,25 +222,29 @@ class CompiledCausalLM:
         self._cache = cache
         return cache
 
-    def _pad_rows(self, cache: _Cache, stage, attention_mask, ids: np.ndarray, what: str) -> None:
-        """Set the cache's padding for a prompt: transformers' left padding (the zeros of
-        ``attention_mask`` [B, S] at the start of rows), or none."""
+    def _left_pads(self, attention_mask, ids: np.ndarray, what: str) -> np.ndarray:
+        """Per row, the prompt's left padding: transformers' ``attention_mask`` [B, S]
+        zeros at the start of rows (none without a mask)."""
         batch, prompt = ids.shape
-        pads = np.zeros(batch, np.int64)
-        if attention_mask is not None:
-            m = np.asarray(attention_mask.cpu().numpy() if _is_torch(attention_mask) else attention_mask)
-            if m.shape != ids.shape:
-                raise CausalLMError(f"{self.model_name}.{what}: attention_mask {list(m.shape)} is not input_ids' "
-                                    f"shape {list(ids.shape)}")
-            pads = (m == 0).cumprod(axis=1).sum(axis=1).astype(np.int64)
-            if not np.array_equal(m != 0, np.arange(prompt)[None, :] >= pads[:, None]):
-                raise CausalLMError(f"{self.model_name}.{what}: attention_mask has zeros after a row's first 1; "
-                                    "pad prompts on the left (tokenizer padding_side='left'), as generate expects")
-            if (pads >= prompt).any():
-                raise CausalLMError(f"{self.model_name}.{what}: a row of attention_mask is all zeros")
+        if attention_mask is None:
+            return np.zeros(batch, np.int64)
+        m = np.asarray(attention_mask.cpu().numpy() if _is_torch(attention_mask) else attention_mask)
+        if m.shape != ids.shape:
+            raise CausalLMError(f"{self.model_name}.{what}: attention_mask {list(m.shape)} is not input_ids' "
+                                f"shape {list(ids.shape)}")
+        pads = (m == 0).cumprod(axis=1).sum(axis=1).astype(np.int64)
+        if not np.array_equal(m != 0, np.arange(prompt)[None, :] >= pads[:, None]):
+            raise CausalLMError(f"{self.model_name}.{what}: attention_mask has zeros after a row's first 1; "
+                                "pad prompts on the left (tokenizer padding_side='left'), as generate expects")
+        if (pads >= prompt).any():
+            raise CausalLMError(f"{self.model_name}.{what}: a row of attention_mask is all zeros")
+        return pads
+
+    def _pad_rows(self, cache: _Cache, stage, pads: np.ndarray) -> None:
+        """Give the cache the prompt's padding: the mask the steps read (0 at the pads)."""
         if cache.pads is not None and np.array_equal(cache.pads, pads):
             return
-        mask = np.ones((batch, self.max_length), np.int64)
+        mask = np.ones((len(pads), self.max_length), np.int64)
         mask[np.arange(self.max_length)[None, :] < pads[:, None]] = 0
         cache.pads, cache.mask = pads, stage.to_device(mask)
 
@@ -265,9 +269,10 @@ class CompiledCausalLM:
         if prompt > self.max_length:
             raise CausalLMError(f"{self.model_name}.next_logits: the prompt ({prompt}) is past max_length "
                                 f"{self.max_length}")
+        pads = self._left_pads(attention_mask, ids, "next_logits")
         prog, padded = self._prefill(ids, self._pad())
         cache = self._fresh_cache(prog.stage, batch)
-        self._pad_rows(cache, prog.stage, attention_mask, ids, "next_logits")
+        self._pad_rows(cache, prog.stage, pads)
         return self._run(prog, padded, 0, prompt - 1, cache)
 
     def forced_logits(self, input_ids, continuation) -> np.ndarray:
@@ -286,7 +291,7 @@ class CompiledCausalLM:
                                 f"({cont.shape[1]}) exceed max_length {self.max_length}")
         prog, padded = self._prefill(ids, self._pad())
         cache = self._fresh_cache(prog.stage, batch)
-        self._pad_rows(cache, prog.stage, None, ids, "forced_logits")
+        self._pad_rows(cache, prog.stage, self._left_pads(None, ids, "forced_logits"))
         out = [self._run(prog, padded, 0, prompt - 1, cache)]
         decode = self.program(batch, 1) if cont.shape[1] > 1 else None
         for i in range(cont.shape[1] - 1):
@@ -318,8 +323,9 @@ class CompiledCausalLM:
         by up to ``max_new_tokens`` tokens per row ([B, S + n], torch if ``input_ids`` is
         a torch tensor, else numpy). Rows that reached ``eos_token_id`` (an id or a list)
         are padded with ``pad_token_id`` until all have. Prompts of different lengths are
-        left-padded with ``attention_mask`` zeros, as transformers takes them. ``streamer`` gets ``put`` and
-        ``end`` calls as transformers' streamers do. ``seed`` makes sampling repeatable."""
+        left-padded with ``attention_mask`` zeros, as transformers takes them. ``streamer``
+        gets ``put`` and ``end`` calls as transformers' streamers do. ``seed`` makes
+        sampling repeatable."""
         t0 = time.perf_counter()
         as_torch = _is_torch(input_ids)
         ids = self._ids(input_ids, "generate")
@@ -332,6 +338,7 @@ class CompiledCausalLM:
                                 f"({max_new_tokens}) exceed max_length {self.max_length}; compile with a larger "
                                 "max_length")
         sampler = Sampler(do_sample, temperature, top_k, top_p, seed)
+        pads = self._left_pads(attention_mask, ids, "generate")  # (checked before any compile)
         eos = self._eos(eos_token_id)
         pad = pad_token_id if pad_token_id is not None else (self._pad() if eos.size else 0)
         stats = GenerationStats(prompt_tokens=prompt)
@@ -346,7 +353,7 @@ class CompiledCausalLM:
             streamer.put(self._as_torch(ids))
 
         cache = self._fresh_cache(prefill.stage, batch)
-        self._pad_rows(cache, prefill.stage, attention_mask, ids, "generate")
+        self._pad_rows(cache, prefill.stage, pads)
         tp = time.perf_counter()
         logits = self._run(prefill, padded, 0, prompt - 1, cache)
         stats.prefill_ms = (time.perf_counter() - tp) * 1e3
