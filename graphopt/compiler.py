@@ -64,21 +64,13 @@ class CompileReport:
         return format_tasks(self.tuning, top)
 
 
-def _io_spec(values) -> list[dict]:
-    """The manifest's inputs or outputs; an input the compiled code writes into (an in-place
-    CacheWrite's cache: `written_inputs`) says ``"written": true``."""
-    written = written_inputs(values[0].owner) if values and values[0].is_graph_input else set()
+def _io_spec(values, written: frozenset = frozenset()) -> list[dict]:
+    """The manifest's inputs or outputs; an input the compiled code writes into (``written``:
+    an in-place CacheWrite's cache) says ``"written": true``."""
     return [{"name": v.name, "dtype": v.type.dtype.numpy.name if v.type.dtype is not DType.BFLOAT16 else "bfloat16",
              "shape": list(v.type.shape) if v.type.shape is not None else None,
              **({"written": True} if v.name in written else {})} for v in values]
 
-
-def written_inputs(graph: Graph) -> set[str]:
-    """The graph inputs a node writes in place (graphopt.CacheWrite with inplace=1)."""
-    from .ops import attr_value
-
-    return {n.inputs[0].name for n in graph.nodes
-            if n.op_type == "CacheWrite" and n.domain == "graphopt" and attr_value(n, "inplace")}
 
 
 def to_graph(model) -> tuple[Graph, str]:
@@ -166,8 +158,10 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
                                       where=str(model) if isinstance(model, (str, Path)) else "")
     graph = run.graph
     report.passes_s = time.perf_counter() - t0
+    from .ops.defs.cache import copy_instead, written_inputs
+
     manifest = {
-        "inputs": _io_spec(graph.inputs),
+        "inputs": _io_spec(graph.inputs, written_inputs(graph)),
         "outputs": _io_spec(graph.outputs),
         "target": tgt.name,
         "target_key": report.target,
@@ -198,6 +192,8 @@ def compile_model(model, target: str = "cpu", *, tune_trials: int = 0, tune_time
     from .frontend.onnx_export import export_onnx
 
     report.fallback_nodes = [nm for _, nm in bad]
+    copy_instead(graph)  # (an in-place write needs the caller to hand its buffer over)
+    manifest["inputs"] = _io_spec(graph.inputs)
     units = partition(graph, set(report.fallback_nodes))
     unit_graphs(graph, units)
     stages, files, specs = [], {}, []

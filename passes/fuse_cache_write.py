@@ -18,9 +18,9 @@ import functools
 from dataclasses import dataclass
 from typing import Optional
 
-from graphopt.ir import Graph, Value
+from graphopt.ir import Graph
 from graphopt.ir.function import DOMAIN
-from graphopt.ops.defs.cache import CACHE_WRITE
+from graphopt.ops.defs.cache import CACHE_WRITE, writable
 from graphopt.pipeline.base import Pass, PassContext, register_pass
 from graphopt.pipeline.errors import PassOptionError
 from graphopt.rewrite import Bind, Const, Op, RuleSet, Var, apply_rules
@@ -44,11 +44,6 @@ def _check(m) -> Optional[str]:
     if m.pos.type.rank != 1:
         return f"the positions %{m.pos.name} are not a vector"
     return None
-
-
-def writable(v: Value) -> bool:
-    """Whether a CacheWrite may write ``v``'s buffer: a graph input nothing else reads."""
-    return v.is_graph_input and len(v.uses()) == 1
 
 
 @functools.lru_cache(maxsize=None)

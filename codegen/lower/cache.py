@@ -15,12 +15,9 @@ from __future__ import annotations
 import functools
 
 from ...ops import attr_value
+from ...ops.defs.cache import writable
 from .helpers import dtype_of, rx
 from .registry import register_lowering
-
-
-def _writable(v) -> bool:
-    return v.is_graph_input and len(v.uses()) == 1
 
 
 @register_lowering("CacheWrite", domain="graphopt")
@@ -28,7 +25,7 @@ def _cache_write(ctx, n):
     cache, pos, new = n.inputs
     axis = int(attr_value(n, "axis"))
     if attr_value(n, "inplace") and ctx.target_kind == "cpu" and cache.type.rank == 4 and axis == 2:
-        if not _writable(cache):
+        if not writable(cache):
             raise ctx.fail(f"inplace=1 writes %{cache.name}, which is not a graph input read only here")
         R = rx()
         gv = ctx.bb.add_func(_write_kernel(dtype_of(cache)), f"cache_write_{dtype_of(cache)}")

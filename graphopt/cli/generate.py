@@ -54,6 +54,8 @@ class _Printer:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..errors import GraphoptError
     from ..llm.model import CompiledCausalLM
 
@@ -75,8 +77,6 @@ def run(args) -> int:
     cache = None if args.program_cache == "none" else args.program_cache
     fast = CompiledCausalLM(model, max_length=args.max_length, quantize=args.quantize, quant_block=args.block,
                             program_cache=cache)
-    import numpy as np
-
     out = fast.generate(np.asarray(ids, np.int64), args.max_new_tokens, do_sample=args.do_sample,
                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
                         streamer=_Printer(tokenizer) if args.stream else None)

@@ -84,9 +84,9 @@ def check_max_length(model, max_length: int) -> None:
 
 class _InputLayer(StaticLayer):
     """One layer of the cache, holding the step's input tensors and updating them out of
-    place (torch.export sees an index_copy, not a mutation of an input)."""
-
-    is_sliding = False
+    place (torch.export sees an index_copy, not a mutation of an input). StaticLayer's own
+    mask sizes (the whole cache) and sequence length (``cumulative_length``: the step's
+    start) are the step's."""
 
     def __init__(self, keys, values, start):
         super().__init__(keys.shape[2])
@@ -94,23 +94,14 @@ class _InputLayer(StaticLayer):
         self.batch_size, self.num_heads = keys.shape[:2]
         self.k_head_dim, self.v_head_dim = keys.shape[-1], values.shape[-1]
         self.device, self.dtype = keys.device, keys.dtype
-        self.start = start
+        self.cumulative_length = start
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):
-        pos = torch.arange(key_states.shape[-2]) + self.start
+        pos = torch.arange(key_states.shape[-2]) + self.cumulative_length
         self.keys = self.keys.index_copy(2, pos, key_states)
         self.values = self.values.index_copy(2, pos, value_states)
         return self.keys, self.values
-
-    def get_mask_sizes(self, *args, **kwargs) -> tuple[int, int]:
-        return self.max_cache_len, 0  # the mask spans the whole cache
-
-    def get_seq_length(self):
-        return self.start
-
-    def get_max_cache_shape(self) -> int:
-        return self.max_cache_len
 
 
 class CausalLMStep(torch.nn.Module):

@@ -73,10 +73,7 @@ class TvmStage:
         lock.acquire()
         try:
             for a, (staging, plain), written in zip(arrays, self._in, self._written):
-                if written and (plain if plain is not None else a.dtype.kind in "biuf"):
-                    t = staging.copy_in(a)  # (to_tvm copies the other dtypes anyway)
-                else:
-                    t = to_tvm(a, staging, plain)
+                t = to_tvm(a, staging, plain, copy=written)
                 tensors.append(t)
                 p = t.data_ptr()
                 ranges.append((p, p + a.nbytes))

@@ -80,17 +80,17 @@ class Staging:
         return self.tensor
 
 
-def to_tvm(a: np.ndarray, staging: Staging, plain: Optional[bool]):
-    """``a`` (native byte order) as a TVM tensor: in place where TVM can read it, else
-    copied into ``staging``. ``plain``: whether its dtype is one numpy exports by DLPack
-    (None: look)."""
+def to_tvm(a: np.ndarray, staging: Staging, plain: Optional[bool], copy: bool = False):
+    """``a`` (native byte order) as a TVM tensor: in place where TVM can read it (unless
+    ``copy``: for an input the compiled code writes), else copied into ``staging``.
+    ``plain``: whether its dtype is one numpy exports by DLPack (None: look)."""
     if plain is None:
         plain = a.dtype.kind in "biuf"
     if not plain:  # bfloat16 (ml_dtypes): TVM's own conversion copies
         import tvm
 
         return tvm.runtime.tensor(native_contiguous(a))
-    if a.nbytes <= COPY_BELOW:
+    if copy or a.nbytes <= COPY_BELOW:
         return staging.copy_in(a)
     f = a.flags
     # (numpy's DLPack export refuses read-only arrays)

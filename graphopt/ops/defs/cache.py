@@ -29,6 +29,28 @@ from ._specs import int_attr
 CACHE_WRITE = "CacheWrite"
 
 
+def writable(v) -> bool:
+    """Whether a CacheWrite may write ``v``'s buffer in place: a graph input nothing else
+    reads."""
+    return v.is_graph_input and len(v.uses()) == 1
+
+
+def _in_place(graph: Graph) -> list[Node]:
+    return [n for n in graph.nodes if n.op_type == CACHE_WRITE and n.domain == DOMAIN and attr_value(n, "inplace")]
+
+
+def written_inputs(graph: Graph) -> set[str]:
+    """The names of ``graph``'s inputs that its in-place CacheWrites write."""
+    return {n.inputs[0].name for n in _in_place(graph)}
+
+
+def copy_instead(graph: Graph) -> None:
+    """Make ``graph``'s in-place CacheWrites write a copy (inplace=0): for a compile split
+    into stages, whose TVM stages read values other stages made."""
+    for n in _in_place(graph):
+        graph.set_attr(n, "inplace", 0)
+
+
 @register(CACHE_WRITE, ["cache", "positions", "new"], ["Y"], {"axis": int_attr(2), "inplace": int_attr(0)},
           domain=DOMAIN)
 def infer_cache_write(ctx: InferContext):
