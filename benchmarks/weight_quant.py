@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 PRECISIONS = [("fp32", None), ("int8 per column", "quantize-weights{block=0}"),
-              ("int8 block 32", "quantize-weights{block=32}")]
+              ("int8 block 32", "quantize-weights{block=32}"),
+              ("w8a8 per column", "quantize-weights{block=0},quantize-dynamic"),
+              ("w8a8 block 32", "quantize-weights{block=32},quantize-dynamic")]
 
 
 def copy_bandwidth(mb: int = 512, rounds: int = 5) -> float:
@@ -65,6 +67,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="gpt2-decode,llama-decode")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--precisions", default=",".join(p for p, _ in PRECISIONS),
+                    help="comma-separated labels of PRECISIONS (fp32 always runs: the others are compared with it)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TVM_NUM_THREADS", "2")
     import graphopt
@@ -79,7 +83,8 @@ def main(argv=None) -> int:
             case = suite_case(name, Path(tmp))
             arrays = load_arrays(case.inputs)
             built = []
-            for label, spec in PRECISIONS:
+            wanted = set(args.precisions.split(",")) | {"fp32"}
+            for label, spec in (p for p in PRECISIONS if p[0] in wanted):
                 g = graphopt.import_onnx(case.onnx)
                 if spec:
                     run_pipeline(g, spec)

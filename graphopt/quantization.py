@@ -130,7 +130,7 @@ def _compare(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], names) -> lis
 
 def quantize(model, calibration_data=None, *, weights: str = "int8", block: int = 0,
              exclude: Sequence[str] = (), min_elements: int = 4096, report_samples: int = 8,
-             seed: int = 0) -> tuple[Graph, QuantReport]:
+             seed: int = 0, dynamic: bool = False) -> tuple[Graph, QuantReport]:
     """Quantize ``model`` (an .onnx path, bytes, an onnx.ModelProto or a Graph; a Graph is
     copied, not changed) and return ``(quantized graph, report)``.
 
@@ -155,10 +155,13 @@ def quantize(model, calibration_data=None, *, weights: str = "int8", block: int 
 
         original = import_onnx(model)
     q = clone_graph(original)
-    names = ",".join(exclude)
+    names = f"({','.join(exclude)})" if exclude else ""
     spec = f"quantize-weights{{block={block},min-elements={min_elements}" + (f",exclude={names}" if names else "") + "}"
+    if dynamic:
+        spec += ",quantize-dynamic" + (f"{{exclude={names}}}" if names else "")
     run_pipeline(q, spec + ",dce")
-    report = QuantReport(weights + (f" block {block}" if block else " per column"))
+    report = QuantReport(weights + (f" block {block}" if block else " per column") + (", dynamic int8 activations"
+                                                                                         if dynamic else ""))
     floats = {n.name: n for n in original.walk()}
     for n in q.walk():
         w = matmul_weight(n) if n.op_type in ("MatMul", "Gemm") else None

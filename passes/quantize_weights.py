@@ -10,7 +10,7 @@ standard ``DequantizeLinear`` of int8 constants feeding the matmul, symmetric:
 ``q = clip(round(W / s), -127, 127)`` (round half to even, as QuantizeLinear). The graph
 stays ordinary QDQ ONNX that onnxruntime runs; the CPU lowering reads the int8 weight in
 its matmul kernel (`graphopt.ops.weight_quant`). Weights with fewer than ``min_elements``
-elements and nodes named in ``exclude`` (comma-separated) stay float32. Each quantized
+elements and nodes named in ``exclude`` (``a``, or ``(a,b)``) stay float32. Each quantized
 weight is one application (``quantize-weights.int8``).
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from graphopt.ir import DType, Graph, Node, Provenance, TensorData, Value
 from graphopt.ops import build
-from graphopt.pipeline.base import Pass, PassContext, register_pass
+from graphopt.pipeline.base import Pass, PassContext, name_list, register_pass
 from graphopt.pipeline.errors import PassOptionError
 
 RULE = "quantize-weights.int8"
@@ -72,7 +72,7 @@ class QuantizeWeights(Pass):
     bits: int = 8
     block: int = 0              # 0: one scale per output column; else scales per block along K
     min_elements: int = 4096
-    exclude: str = ""           # comma-separated node names left in float32
+    exclude: str = ""           # node names left in float32: a, or (a,b)
 
     def __post_init__(self):
         if self.bits != 8:
@@ -87,7 +87,7 @@ class QuantizeWeights(Pass):
         if opset < need:
             raise PassOptionError(f"quantize-weights: {'blocked' if self.block else 'per-column'} DequantizeLinear "
                                   f"needs opset {need}; graph {graph.name!r} imports opset {opset}")
-        excluded = {s.strip() for s in self.exclude.split(",") if s.strip()}
+        excluded = name_list(self.exclude)
         done: dict[int, Value] = {}  # id(float weight) -> its DequantizeLinear output (a shared weight once)
         changed = False
         for node in list(graph.nodes):

@@ -7,11 +7,11 @@ Gemm/MatMul with constant weights) are graphopt's own TE computes over weights p
 compile time (packed.py, `codegen.kernels`), which `codegen.schedules` then schedules.
 
 The families, one file each: elementwise, activations, attention, cache (the KV cache write), shape, index, reduce, linalg, conv,
-pool, norm, resize, quant, vision, control (If/Loop), packed (CPU kernels).
+pool, norm, resize, quant, vision, control (If/Loop), packed (CPU kernels), integer (the CPU integer matmul).
 """
 
-from . import (activations, attention, cache, control, conv, elementwise, index, linalg, norm, packed, pool, quant,  # noqa: F401
-               reduce, resize, rotary, shape, vision)
+from . import (activations, attention, cache, control, conv, elementwise, index, integer, linalg, norm, packed, pool,  # noqa: F401
+               quant, reduce, resize, rotary, shape, vision)
 from .driver import Lowered, lower
 from .errors import LoweringError, LoweringRefusedError
 from .index import IndexRangeError

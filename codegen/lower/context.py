@@ -52,6 +52,10 @@ class Ctx:
         # relax var name -> the graphopt values (node, output index, value) it holds, for
         # the build's kernel map (codegen.kernel_map); main's function only (not SubCtx's)
         self.var_values: dict[str, list] = {}
+        # lowered expressions several nodes share, by a key their lowering chooses (the
+        # integer kernel's packed activation, read by the q, k and v projections alike);
+        # a SubCtx has its own, as it has its own env
+        self.memo: dict[tuple, object] = {}
 
     # symbols -----------------------------------------------------------
     def sym(self, name: str):

@@ -15,8 +15,9 @@ from ...ops.weight_quant import NKWeight, dequantize_source, matmul_weight
 from ..kernels import emit_conv2d, emit_dense, emit_qdense
 from .conv import conv
 from .helpers import rx, static_shape
+from .integer import absorbed_activation, int_matmul, int_matmul_integer
 from .linalg import const_weight, gemm, matmul
-from .quant import dequantize
+from .quant import dequantize, matmul_integer
 from .registry import register_lowering
 from .shape import transpose
 
@@ -49,7 +50,7 @@ def _absorbed(n: Node) -> bool:
 
 @register_lowering("DequantizeLinear", target="cpu")
 def _dequantize_cpu(ctx, n):
-    if dequantize_source(n) is not None and _absorbed(n):
+    if (dequantize_source(n) is not None and _absorbed(n)) or absorbed_activation(n):
         return ctx.defer(n, dequantize)
     return dequantize(ctx, n)
 
@@ -72,6 +73,9 @@ def _rows(ctx, a):
 
 @register_lowering("MatMul", target="cpu")
 def _matmul(ctx, n):
+    out = int_matmul(ctx, n)
+    if out is not None:
+        return out
     a, b = n.inputs
     wq = _quantized_weight(n)
     if wq is not None:
@@ -114,7 +118,16 @@ def _dense_product(ctx, n, ae, bc, alpha, tb):
 
 @register_lowering("Gemm", target="cpu")
 def _gemm(ctx, n):
+    out = int_matmul(ctx, n)
+    if out is not None:
+        return out
     return gemm(ctx, n, product=_dense_product)
+
+
+@register_lowering("MatMulInteger", target="cpu")
+def _matmul_integer_cpu(ctx, n):
+    out = int_matmul_integer(ctx, n)
+    return out if out is not None else matmul_integer(ctx, n)
 
 
 def _conv2d_kernel(ctx, n, wc, strides, dil, groups, pb, pe):

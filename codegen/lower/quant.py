@@ -93,7 +93,7 @@ def dequantize(ctx, n):
 
 
 @register_lowering("MatMulInteger")
-def _matmul_integer(ctx, n):
+def matmul_integer(ctx, n):
     a, b = n.inputs[0], n.inputs[1]
     R = rx().op
     ae = ctx.emit(R.astype(ctx.get(a), "int32"))
@@ -112,3 +112,21 @@ def _matmul_integer(ctx, n):
         z = ctx.emit(R.astype(ctx.get(zp), "int32"))  # [N] (per column) broadcasts on B's last dim
         be = ctx.emit(R.subtract(be, z))
     return ctx.emit(R.matmul(ae, be, "int32"))
+
+
+@register_lowering("DynamicQuantizeLinear")
+def dynamic_quantize(ctx, n):
+    """onnxruntime's arithmetic: the range stretched to hold 0, ``s = (max - min) / 255`` (1
+    for an all-zero range), ``z = rint(clip(-min / s, 0, 255))``, ``y = clip(rint(x / s) +
+    z, 0, 255)``: ties to even, a division (not a reciprocal), so the integers agree."""
+    R = rx().op
+    x = ctx.get(n.inputs[0])
+    zero = rx().const(0.0, "float32")
+    lo = ctx.emit(R.minimum(ctx.emit(R.min(x)), zero))
+    hi = ctx.emit(R.maximum(ctx.emit(R.max(x)), zero))
+    rng = ctx.emit(R.subtract(hi, lo))
+    s = ctx.emit(R.where(ctx.emit(R.equal(rng, zero)), rx().const(1.0, "float32"),
+                         ctx.emit(R.divide(rng, rx().const(255.0, "float32")))))
+    z = ctx.emit(R.round(ctx.emit(R.clip(ctx.emit(R.negative(ctx.emit(R.divide(lo, s)))), 0, 255))))
+    y = ctx.emit(R.clip(ctx.emit(R.add(ctx.emit(R.round(ctx.emit(R.divide(x, s)))), z)), 0, 255))
+    return [ctx.emit(R.astype(y, "uint8")), s, ctx.emit(R.astype(z, "uint8"))]

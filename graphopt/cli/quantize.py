@@ -1,7 +1,7 @@
-"""`graphopt quantize MODEL --weights int8 [--block 32] -o q.onnx`: weight-only int8
-quantization (`graphopt.quantize`), written as QDQ ONNX that onnxruntime runs and
-`graphopt compile` turns into integer kernels; the accuracy report goes to stderr (and to
-``--report FILE.json``). The output is written atomically: a failure leaves no file."""
+"""`graphopt quantize MODEL --weights int8 [--block 32] [--dynamic] -o q.onnx`: int8
+weights, weight-only or with run-time int8 activations (`graphopt.quantize`), written as
+QDQ ONNX that onnxruntime runs and `graphopt compile` turns into integer kernels; the
+accuracy report goes to stderr (and to ``--report FILE.json``). The output is written atomically: a failure leaves no file."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default="int8", choices=["int8"], help="weight precision (default int8)")
     p.add_argument("--block", type=int, default=0, metavar="N",
                    help="one scale per N rows of K (opset 21's block_size); 0: one per output column (default)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="also quantize those matmuls' activations at run time (u8 per tensor: the integer kernel)")
     p.add_argument("--exclude", default="", metavar="A,B", help="node names to keep in float32")
     p.add_argument("--min-elements", type=int, default=4096, metavar="N",
                    help="quantize weights of at least N elements (default 4096)")
@@ -41,7 +43,7 @@ def run(args) -> int:
         raise GraphoptError(f"{out}: the quantized model is written as .onnx")
     data = load_inputs(args.calibration)
     try:
-        q, report = quantize(load_graph(args.model), data, weights=args.weights, block=args.block,
+        q, report = quantize(load_graph(args.model), data, weights=args.weights, block=args.block, dynamic=args.dynamic,
                              exclude=[s for s in args.exclude.split(",") if s], min_elements=args.min_elements)
     except GraphoptError as e:
         raise GraphoptError(f"{args.model}: {e}") from e

@@ -223,3 +223,12 @@ def all_graphs(graph: Graph) -> Iterable[Graph]:
     for n in graph.nodes:
         for sg in n.subgraphs():
             yield from all_graphs(sg)
+
+
+def name_list(option: str) -> set[str]:
+    """The node names of a list option: ``a`` or, several, ``(a,b)`` in a spec (the
+    parentheses keep the commas from separating options; `graphopt.quantize` writes them)."""
+    s = option.strip()
+    if s.startswith("(") and s.endswith(")"):
+        s = s[1:-1]
+    return {p.strip() for p in s.split(",") if p.strip()}

@@ -471,12 +471,22 @@ def infer_dequantize(ctx: InferContext):
     return [tt(check_dtype(ctx, 1, F), x)]
 
 
+@register("DynamicQuantizeLinear", ["x"], ["y", "y_scale", "y_zero_point"])
+def infer_dynamic_quantize(ctx: InferContext):
+    """u8 data with the float32 scalar scale and u8 scalar zero point of x's range
+    (stretched to hold 0): ``s = (max(0, max x) - min(0, min x)) / 255``."""
+    check_dtype(ctx, 0, types("f32"))
+    return [tt(DType.UINT8, ctx.shape(0)), tt(DType.FLOAT32, ()), tt(DType.UINT8, ())]
+
+
 # ---------------------------------------------------------------- pattern kinds
 # Anchors: an elementwise epilogue (bias, activation, residual) fuses into their output.
 set_traits(["AveragePool", "Conv", "ConvTranspose", "Gemm", "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "LpPool",
             "MatMul", "MatMulInteger", "MaxPool"], kind=PatternKind.OUT_FUSABLE)
 # Per-channel affine maps (inference BatchNorm, quantize with a per-axis scale).
 set_traits(["BatchNormalization", "DequantizeLinear", "QuantizeLinear"], kind=PatternKind.BROADCAST)
+# A whole-tensor reduction (its range) before the elementwise quantization.
+set_traits(["DynamicQuantizeLinear"], kind=PatternKind.OPAQUE)
 set_traits(["Dropout"], kind=PatternKind.ELEMENTWISE)
 # A reduction over rows followed by elementwise work on the same rows.
 set_traits(["GroupNormalization", "Hardmax", "InstanceNormalization", "LayerNormalization", "LogSoftmax",
