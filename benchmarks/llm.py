@@ -1,6 +1,7 @@
 """LLM generation side by side (issue 15): transformers' eager ``generate`` against
-graphopt's `CompiledCausalLM` at fp32 and int8 (weight-only, per output column), same
-prompt, greedy, rounds interleaved, in one process.
+graphopt's `CompiledCausalLM` at fp32, int8 (weight-only, per output column) and w8a8 (int8
+weights and run-time int8 activations, the integer kernel), same prompt, greedy, rounds
+interleaved, in one process.
 
     .venv/bin/python -m benchmarks.llm [--models gpt2,llama] [--prompt 128] [--new 64] [--rounds 3]
 
@@ -11,7 +12,7 @@ LM head; the input embedding only gathers rows), median prefill ms (to the first
 logits), decode tokens/s (the steps after the first token), and the share of the
 bandwidth limit: a measured copy bandwidth (numpy, read plus write) over those bytes.
 graphopt's programs are compiled before the first round (compile time printed apart).
-Then int8 against fp32 along fp32's greedy tokens (teacher forcing, `forced_logits`): how
+Then int8 and w8a8 against fp32 along fp32's greedy tokens (teacher forcing, `forced_logits`): how
 often the next token (argmax) agrees, the mean KL(fp32 || int8) of the next-token
 distributions, and how many of int8's own greedy tokens equal fp32's. Random weights give
 flat distributions with near ties, so agreement here is a lower bound for a trained model.
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
         systems = {"transformers eager fp32": (lambda ids, m=model: eager_run(m, ids, args.new),
                                                matmul_bytes(model, False))}
         fasts = {}
-        for label, q in (("graphopt fp32", None), ("graphopt int8", "int8")):
+        for label, q in (("graphopt fp32", None), ("graphopt int8", "int8"), ("graphopt w8a8", "w8a8")):
             t0 = time.perf_counter()
             fast = graphopt.optimize(model, max_length=max_length, prefill_buckets=[args.prompt], quantize=q)
             fast.program(1, args.prompt), fast.program(1, 1)
@@ -138,11 +139,12 @@ def main(argv=None) -> int:
             tok = statistics.median(r[1] for r in results[label])
             limit = bw * 1e9 / nbytes
             print(f"| {label} | {nbytes / 1e6:.0f} | {pre:.1f} | {tok:.1f} | {100 * tok / limit:.0f}% |")
-        print(accuracy(fasts["graphopt fp32"], fasts["graphopt int8"], ids, args.new))
+        for q in ("int8", "w8a8"):
+            print(accuracy(fasts["graphopt fp32"], fasts[f"graphopt {q}"], ids, args.new, q))
     return 0
 
 
-def accuracy(fp32, int8, ids, new) -> str:
+def accuracy(fp32, int8, ids, new, label: str = "int8") -> str:
     ref = fp32.generate(ids, new)
     cont = ref[:, ids.shape[1]:]
     a, b = fp32.forced_logits(ids, cont), int8.forced_logits(ids, cont)
@@ -157,8 +159,8 @@ def accuracy(fp32, int8, ids, new) -> str:
     kl = float(np.mean(np.sum(np.exp(la) * (la - lb), axis=-1)))
     own = int8.generate(ids, new)[:, ids.shape[1]:]
     same = int(np.sum(own == cont))
-    return (f"int8 vs fp32 over {new} tokens: next-token agreement {100 * agree:.1f}% (teacher-forced), "
-            f"mean KL {kl:.2e} nats, {same}/{new} of int8's own greedy tokens equal fp32's")
+    return (f"{label} vs fp32 over {new} tokens: next-token agreement {100 * agree:.1f}% (teacher-forced), "
+            f"mean KL {kl:.2e} nats, {same}/{new} of {label}'s own greedy tokens equal fp32's")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ import numpy as np
 from .errors import CausalLMError
 from .sampling import Sampler
 
-QUANTIZE_MODES = ("int8",)
+# "int8": weight-only int8 matmuls; "w8a8": int8 weights and run-time int8 activations
+# (quantize-dynamic), which the CPU computes with the integer kernel.
+QUANTIZE_MODES = ("int8", "w8a8")
 STEP_FORMAT = 2  # the step's inputs (graphopt.llm.step); part of the program cache's key
 
 
@@ -85,7 +87,8 @@ class CompiledCausalLM:
     ``max_length``: the cache's positions, prompt plus new tokens (default: 256, or the
     model's position limit if smaller); ``prefill_buckets``: prompt lengths prefill is
     compiled for; ``quantize="int8"`` (``quant_block``: 0 per output column, else rows of K
-    per scale): weight-only int8 matmuls; ``program_cache``: a folder where compiled
+    per scale): weight-only int8 matmuls, ``"w8a8"``: int8 weights and int8 activations
+    quantized at run time (per tensor), summed in int32; ``program_cache``: a folder where compiled
     programs are kept and found again, under a key of the weights, config and options (so
     a second process loads instead of compiling). Other options go to the compile
     (``opt_level``, ``tune_trials``...)."""
@@ -199,7 +202,8 @@ class CompiledCausalLM:
         # the cache inputs are written where they lie: the step costs its new rows, not a copy
         run_pipeline(graph, "fuse-cache-write{inplace=1}")
         if self.quantize:
-            run_pipeline(graph, f"quantize-weights{{block={self.quant_block}}},dce")
+            dynamic = ",quantize-dynamic" if self.quantize == "w8a8" else ""
+            run_pipeline(graph, f"quantize-weights{{block={self.quant_block}}}{dynamic},dce")
         compiled = compile_model(graph, self.target, **self.compile_options)
         stages = compiled.stages
         if len(stages) != 1 or not isinstance(stages[0], TvmStage):

@@ -175,12 +175,13 @@ def test_a_causal_lm_with_its_cache_on_optimizes_from_example_inputs():
     assert torch.equal(fast.generate(ids, max_new_tokens=6), reference(m, ids, max_new_tokens=6))
 
 
-def test_int8_weights_keep_the_logits(llama):
+@pytest.mark.parametrize("mode, cosine", [("int8", 0.999), ("w8a8", 0.995)])
+def test_int8_weights_keep_the_logits(llama, mode, cosine):
     m, fast = llama
-    q = graphopt.optimize(m, quantize="int8")
+    q = graphopt.optimize(m, quantize=mode)
     ids = prompt()
     a, b = fast.next_logits(ids)[0], q.next_logits(ids)[0]
-    assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.999
+    assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > cosine
     assert not np.array_equal(a, b)  # the int8 kernels ran
     assert q.generate(ids, max_new_tokens=4).shape == (1, PROMPT + 4)
 
