@@ -1,6 +1,7 @@
 """LLM generation side by side (issue 15): transformers' eager ``generate`` against
-graphopt's `CompiledCausalLM` at fp32, int8 (weight-only, per output column) and w8a8 (int8
-weights and run-time int8 activations, the integer kernel), same prompt, greedy, rounds
+graphopt's `CompiledCausalLM` at fp32, int8 (weight-only, per output column), w8a8 (int8
+weights and run-time int8 activations, the integer kernel) and int4 (weight-only, blocks of
+32), same prompt, greedy, rounds
 interleaved, in one process.
 
     .venv/bin/python -m benchmarks.llm [--models gpt2,llama] [--prompt 128] [--new 64] [--rounds 3]
@@ -12,7 +13,7 @@ LM head; the input embedding only gathers rows), median prefill ms (to the first
 logits), decode tokens/s (the steps after the first token), and the share of the
 bandwidth limit: a measured copy bandwidth (numpy, read plus write) over those bytes.
 graphopt's programs are compiled before the first round (compile time printed apart).
-Then int8 and w8a8 against fp32 along fp32's greedy tokens (teacher forcing, `forced_logits`): how
+Then int8, w8a8 and int4 against fp32 along fp32's greedy tokens (teacher forcing, `forced_logits`): how
 often the next token (argmax) agrees, the mean KL(fp32 || int8) of the next-token
 distributions, and how many of int8's own greedy tokens equal fp32's. Random weights give
 flat distributions with near ties, so agreement here is a lower bound for a trained model.
@@ -43,10 +44,11 @@ class _Clock:
         pass
 
 
-def matmul_bytes(model, int8: bool) -> int:
+def matmul_bytes(model, quantize) -> int:
     """Bytes of the weights a decode token reads: every 2-D weight of a Linear or
-    transformers Conv1D, and the LM head (a tied head once); int8: one byte each plus a
-    float32 scale per output column."""
+    transformers Conv1D, and the LM head (a tied head once); int8/w8a8: one byte each plus
+    a float32 scale per output column; int4: half a byte each plus a float32 scale (and
+    the kernel's float32 zero term) per block of 32."""
     import torch
 
     seen, total = set(), 0
@@ -57,11 +59,17 @@ def matmul_bytes(model, int8: bool) -> int:
         if type(mod).__name__ not in ("Linear", "Conv1D") or id(w) in seen:
             continue
         seen.add(id(w))
-        total += w.numel() + 4 * min(w.shape) if int8 else w.numel() * 4
+        total += _bytes(w, quantize)
     head = model.get_output_embeddings().weight
     if id(head) not in seen:
-        total += head.numel() + 4 * head.shape[0] if int8 else head.numel() * 4
+        total += _bytes(head, quantize)
     return total
+
+
+def _bytes(w, quantize) -> int:
+    if quantize == "int4":
+        return w.numel() // 2 + 8 * (w.numel() // 32)
+    return w.numel() + 4 * min(w.shape) if quantize else w.numel() * 4
 
 
 def build(name: str):
@@ -118,14 +126,15 @@ def main(argv=None) -> int:
         ids = rng.integers(3, model.config.vocab_size, (1, args.prompt)).astype(np.int64)
         max_length = args.prompt + args.new
         systems = {"transformers eager fp32": (lambda ids, m=model: eager_run(m, ids, args.new),
-                                               matmul_bytes(model, False))}
+                                               matmul_bytes(model, None))}
         fasts = {}
-        for label, q in (("graphopt fp32", None), ("graphopt int8", "int8"), ("graphopt w8a8", "w8a8")):
+        for label, q in (("graphopt fp32", None), ("graphopt int8", "int8"), ("graphopt w8a8", "w8a8"),
+                         ("graphopt int4", "int4")):
             t0 = time.perf_counter()
             fast = graphopt.optimize(model, max_length=max_length, prefill_buckets=[args.prompt], quantize=q)
             fast.program(1, args.prompt), fast.program(1, 1)
             print(f"{name}: {label} compiled in {time.perf_counter() - t0:.0f} s")
-            systems[label] = (lambda ids, f=fast: graphopt_run(f, ids, args.new), matmul_bytes(model, q is not None))
+            systems[label] = (lambda ids, f=fast: graphopt_run(f, ids, args.new), matmul_bytes(model, q))
             fasts[label] = fast
         results = {k: [] for k in systems}
         for _ in range(args.rounds):
@@ -139,7 +148,7 @@ def main(argv=None) -> int:
             tok = statistics.median(r[1] for r in results[label])
             limit = bw * 1e9 / nbytes
             print(f"| {label} | {nbytes / 1e6:.0f} | {pre:.1f} | {tok:.1f} | {100 * tok / limit:.0f}% |")
-        for q in ("int8", "w8a8"):
+        for q in ("int8", "w8a8", "int4"):
             print(accuracy(fasts["graphopt fp32"], fasts[f"graphopt {q}"], ids, args.new, q))
     return 0
 

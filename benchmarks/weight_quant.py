@@ -1,6 +1,7 @@
-"""Weight-only int8 against float32 on the suite's decode steps (issue 13): each model
-compiled by graphopt at -O2 in float32 and after ``quantize-weights`` (per output column,
-and blocks of 32 along K), timed in this process with rounds interleaved.
+"""Quantized weights against float32 on the suite's decode steps (issue 13): each model
+compiled by graphopt at -O2 in float32 and after ``quantize-weights`` (int8 per output
+column and in blocks of 32 along K, int4 in blocks of 32 symmetric or with zero points;
+w8a8 adds ``quantize-dynamic``), timed in this process with rounds interleaved.
 
     .venv/bin/python -m benchmarks.weight_quant [--models gpt2-decode,llama-decode] [--rounds 15]
 
@@ -26,7 +27,9 @@ import numpy as np
 PRECISIONS = [("fp32", None), ("int8 per column", "quantize-weights{block=0}"),
               ("int8 block 32", "quantize-weights{block=32}"),
               ("w8a8 per column", "quantize-weights{block=0},quantize-dynamic"),
-              ("w8a8 block 32", "quantize-weights{block=32},quantize-dynamic")]
+              ("w8a8 block 32", "quantize-weights{block=32},quantize-dynamic"),
+              ("int4 block 32", "quantize-weights{bits=4,block=32}"),
+              ("int4 block 32 zp", "quantize-weights{bits=4,block=32,zero-point=1}")]
 
 
 def copy_bandwidth(mb: int = 512, rounds: int = 5) -> float:
@@ -52,7 +55,9 @@ def weight_bytes(graph) -> int:
             continue
         q = matmul_weight(n)
         if q is not None:
-            total += q.q.nbytes + q.scale.nbytes + (q.zero.nbytes if q.zero is not None else 0)
+            # (int4 data two a byte, as the kernel packs it; a zero point as the data)
+            total += (q.q.size * q.bits + 7) // 8 + q.scale.nbytes + (
+                (q.zero.size * q.bits + 7) // 8 if q.zero is not None else 0)
             continue
         b = n.inputs[1]
         p = b.producer if b is not None else None

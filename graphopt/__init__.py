@@ -80,7 +80,7 @@ def optimize(model, example_inputs=None, target: str = "cpu", **options):
     - a transformers causal LM (GPT2LMHeadModel, LlamaForCausalLM, ...) without
       ``example_inputs``, or with ``config.use_cache`` on: a `graphopt.llm.CompiledCausalLM`
       whose ``generate`` works as transformers' (options ``max_length``, ``prefill_buckets``,
-      ``quantize="int8"``; see graphopt.llm.model).
+      ``quantize="int8"|"int4"|"w8a8"``; see graphopt.llm.model).
 
     Options: ``opt_level`` ("O0", "O1"...), ``tune_trials``, ``tune_time`` (minutes),
     ``fallback`` ("ort"), ``cache_dir``; ``shapes={"input_ids": (1, 128)}`` and

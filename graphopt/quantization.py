@@ -1,6 +1,7 @@
-"""`graphopt.quantize`: weight-only int8 quantization of a model, with an accuracy report.
+"""`graphopt.quantize`: int8/int4 weight quantization of a model (and optionally run-time
+int8 activations), with an accuracy report.
 
-The quantized model is ordinary QDQ ONNX (DequantizeLinear of int8 weights feeding the
+The quantized model is ordinary QDQ ONNX (DequantizeLinear of int8/int4 weights feeding the
 matmuls) that onnxruntime runs, and `graphopt compile` turns each such matmul into its
 integer kernel (`codegen.kernels.qdense`). The report compares against the float model:
 per weight the SQNR of its dequantized value (20 log10(||w|| / ||w - dq(q(w))||), the
@@ -8,8 +9,8 @@ measure of onnxruntime's qdq_loss_debug), and per output, run on onnxruntime (op
 off) for both models on the same inputs, the cosine, max error and, for outputs whose last
 axis looks like classes, how often the argmax agrees.
 
-Static and dynamic activation quantization (calibrated QDQ around activations) are not
-there yet; ``calibration_data`` here only feeds the report.
+Static (calibrated) activation quantization is not there yet; ``calibration_data`` here
+only feeds the report.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from .errors import GraphoptError
 from .ir import Graph
 
-WEIGHT_MODES = ("int8",)
+WEIGHT_MODES = ("int8", "int4")
 
 
 @dataclass(frozen=True)
@@ -128,15 +129,18 @@ def _compare(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], names) -> lis
     return out
 
 
-def quantize(model, calibration_data=None, *, weights: str = "int8", block: int = 0,
+def quantize(model, calibration_data=None, *, weights: str = "int8", block: Optional[int] = None,
              exclude: Sequence[str] = (), min_elements: int = 4096, report_samples: int = 8,
-             seed: int = 0, dynamic: bool = False) -> tuple[Graph, QuantReport]:
+             seed: int = 0, dynamic: bool = False, zero_point: bool = False) -> tuple[Graph, QuantReport]:
     """Quantize ``model`` (an .onnx path, bytes, an onnx.ModelProto or a Graph; a Graph is
     copied, not changed) and return ``(quantized graph, report)``.
 
-    ``weights="int8"``: weight-only, symmetric int8 weights of every MatMul/Gemm with a
-    constant weight of at least ``min_elements`` elements (``exclude``: node names kept in
-    float32), one scale per output column (``block=0``) or per ``block`` rows of K.
+    ``weights="int8"`` or ``"int4"``: weight-only, symmetric int8/int4 weights (uint8/uint4
+    with a zero point per scale with ``zero_point``) of every MatMul/Gemm with a constant
+    weight of at least ``min_elements`` elements (``exclude``: node names kept in float32),
+    one scale per output column (``block=0``) or per ``block`` rows of K (default: 0 for
+    int8, 32 for int4).
+    ``dynamic``: also quantize those matmuls' activations at run time (`quantize-dynamic`).
     ``calibration_data`` (an iterable of input dicts, numpy or torch, or a dict of arrays
     stacked on a leading axis) feeds the report's comparison, up to ``report_samples``
     samples; without it one random sample does."""
@@ -146,8 +150,7 @@ def quantize(model, calibration_data=None, *, weights: str = "int8", block: int 
     from .testing.oracle import run_reference
 
     if weights not in WEIGHT_MODES:
-        raise GraphoptError(f"weights={weights!r} is not supported (supported: {', '.join(WEIGHT_MODES)}; int4 needs "
-                            "the IR's int4 type, not there yet)")
+        raise GraphoptError(f"weights={weights!r} is not supported (supported: {', '.join(WEIGHT_MODES)})")
     if isinstance(model, Graph):
         original = clone_graph(model)
     else:
@@ -156,12 +159,17 @@ def quantize(model, calibration_data=None, *, weights: str = "int8", block: int 
         original = import_onnx(model)
     q = clone_graph(original)
     names = f"({','.join(exclude)})" if exclude else ""
-    spec = f"quantize-weights{{block={block},min-elements={min_elements}" + (f",exclude={names}" if names else "") + "}"
+    bits = 4 if weights == "int4" else 8
+    if block is None:
+        block = 32 if bits == 4 else 0
+    spec = (f"quantize-weights{{bits={bits},block={block},zero-point={int(zero_point)},min-elements={min_elements}"
+            + (f",exclude={names}" if names else "") + "}")
     if dynamic:
         spec += ",quantize-dynamic" + (f"{{exclude={names}}}" if names else "")
     run_pipeline(q, spec + ",dce")
-    report = QuantReport(weights + (f" block {block}" if block else " per column") + (", dynamic int8 activations"
-                                                                                         if dynamic else ""))
+    report = QuantReport(weights + (" with zero points" if zero_point else "")
+                         + (f" block {block}" if block else " per column")
+                         + (", dynamic int8 activations" if dynamic else ""))
     floats = {n.name: n for n in original.walk()}
     for n in q.walk():
         w = matmul_weight(n) if n.op_type in ("MatMul", "Gemm") else None

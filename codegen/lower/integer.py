@@ -18,6 +18,7 @@ generic lowerings run.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -157,7 +158,7 @@ def int_matmul(ctx, n: Node):
     if n.op_type == "Gemm":
         alpha = ctx.attr(n, "alpha", 1.0)
         if alpha != 1.0:
-            w = NKWeight(w.q, (w.scale.astype(np.float64) * alpha).astype(np.float32), w.zero, w.block)
+            w = dataclasses.replace(w, scale=(w.scale.astype(np.float64) * alpha).astype(np.float32))
     shape = list(act.q.type.shape)
     rows = int(np.prod(shape[:-1]))
     _, vnni = kernel_available()

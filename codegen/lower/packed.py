@@ -8,10 +8,12 @@ emitted unless another reader needs the float weight."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ...ir import DType, Node
-from ...ops.weight_quant import NKWeight, dequantize_source, matmul_weight
+from ...ops.weight_quant import dequantize_source, matmul_weight
 from ..kernels import emit_conv2d, emit_dense, emit_qdense
 from .conv import conv
 from .helpers import rx, static_shape
@@ -107,7 +109,7 @@ def _dense_product(ctx, n, ae, bc, alpha, tb):
     if wq is not None:  # alpha * (q - z) * s: alpha goes into the scale
         scale = (wq.scale.astype(np.float64) * alpha).astype(np.float32) if alpha != 1.0 else wq.scale
         rows = a.type.shape[1] if ctx.attr(n, "transA", 0) else a.type.shape[0]
-        return emit_qdense(ctx, ae, NKWeight(wq.q, scale, wq.zero, wq.block), n.name, rows=rows)
+        return emit_qdense(ctx, ae, dataclasses.replace(wq, scale=scale), n.name, rows=rows)
     if bc is None or a.type.dtype is not DType.FLOAT32 or not static_shape(a.type.shape):
         return None
     w = bc if tb else bc.T  # [N, K]

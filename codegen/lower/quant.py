@@ -1,5 +1,6 @@
 """The integer ops: QuantizeLinear (ties to even, as onnxruntime), DequantizeLinear
-(per tensor, per axis, blocked) and MatMulInteger (exact int32)."""
+(per tensor, per axis, blocked; int4/uint4 too, held one a byte) and MatMulInteger (exact
+int32)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from .helpers import axis_attr, dtype_of, present, rx
 from .registry import register_lowering
 
 
-_QRANGE = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767)}
+_QUANT_OUT = (DType.INT4, DType.UINT4, DType.INT8, DType.UINT8, DType.INT16, DType.UINT16)
+_DEQUANT_IN = _QUANT_OUT + (DType.INT32,)
 
 
 def _qparam(ctx, n, i, x_rank, axis, block, x_shape, to_dtype: Optional[str] = None):
@@ -54,9 +56,10 @@ def _qparams(ctx, n):
 @register_lowering("QuantizeLinear")
 def _quantize(ctx, n):
     x = n.inputs[0]
-    odt = dtype_of(n.outputs[0])
-    if odt not in _QRANGE:
-        raise ctx.fail(f"QuantizeLinear to {odt} is not supported")
+    out = n.outputs[0].type.dtype
+    if out not in _QUANT_OUT:
+        raise ctx.fail(f"QuantizeLinear to {out.short} is not supported")
+    odt = dtype_of(n.outputs[0])  # (int4 is held in int8: the clip below keeps it in range)
     R = rx().op
     param = _qparams(ctx, n)
     xe = ctx.get(x)
@@ -67,7 +70,7 @@ def _quantize(ctx, n):
     if present(n, 2):
         zp = param(2, "float32")
         y = ctx.emit(R.add(y, zp))
-    lo, hi = _QRANGE[odt]
+    lo, hi = out.int_range
     y = ctx.emit(R.clip(y, lo, hi))
     return ctx.emit(R.astype(y, odt))
 
@@ -78,7 +81,7 @@ def dequantize(ctx, n):
     odt = dtype_of(n.outputs[0])
     R = rx().op
     param = _qparams(ctx, n)
-    if x.type.dtype not in (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32):
+    if x.type.dtype not in _DEQUANT_IN:
         raise ctx.fail(f"DequantizeLinear from {x.type.dtype.short} is not supported")
     xe = ctx.emit(R.astype(ctx.get(x), "int32")) if dtype_of(x) != "int32" else ctx.get(x)
     if present(n, 2):

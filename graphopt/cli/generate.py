@@ -21,10 +21,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="tokens to generate (default 32)")
     p.add_argument("--max-length", type=int, metavar="N",
                    help="cache positions, prompt plus new tokens (default 256 or the model's limit)")
-    p.add_argument("--quantize", choices=["int8", "w8a8"],
-                   help="int8: weight-only int8 matmuls; w8a8: int8 weights and run-time int8 activations")
-    p.add_argument("--block", type=int, default=0, metavar="N", help="with --quantize: rows of K per scale (0: per "
-                   "output column)")
+    p.add_argument("--quantize", choices=["int8", "int4", "w8a8"],
+                   help="int8/int4: weight-only int8/int4 matmuls; w8a8: int8 weights and run-time int8 activations")
+    p.add_argument("--block", type=int, metavar="N", help="with --quantize: rows of K per scale (0: per output "
+                   "column; default 0, 32 for int4)")
     p.add_argument("--do-sample", action="store_true", help="sample instead of greedy search")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)

@@ -1,6 +1,6 @@
-"""`graphopt quantize MODEL --weights int8 [--block 32] [--dynamic] -o q.onnx`: int8
-weights, weight-only or with run-time int8 activations (`graphopt.quantize`), written as
-QDQ ONNX that onnxruntime runs and `graphopt compile` turns into integer kernels; the
+"""`graphopt quantize MODEL --weights int8|int4 [--block 32] [--zero-point] [--dynamic] -o
+q.onnx`: int8 or int4 weights, weight-only or with run-time int8 activations
+(`graphopt.quantize`), written as QDQ ONNX that onnxruntime runs and `graphopt compile` turns into integer kernels; the
 accuracy report goes to stderr (and to ``--report FILE.json``). The output is written atomically: a failure leaves no file."""
 
 from __future__ import annotations
@@ -9,13 +9,16 @@ import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("quantize", help="quantize a model's weights (int8), with an accuracy report",
-                       description="Quantize MODEL's MatMul/Gemm weights to int8 (weight-only) and write QDQ ONNX.")
+    p = sub.add_parser("quantize", help="quantize a model's weights (int8, int4), with an accuracy report",
+                       description="Quantize MODEL's MatMul/Gemm weights to int8 or int4 and write QDQ ONNX.")
     p.add_argument("model", help="an .onnx file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the quantized model (.onnx)")
-    p.add_argument("--weights", default="int8", choices=["int8"], help="weight precision (default int8)")
-    p.add_argument("--block", type=int, default=0, metavar="N",
-                   help="one scale per N rows of K (opset 21's block_size); 0: one per output column (default)")
+    p.add_argument("--weights", default="int8", choices=["int8", "int4"], help="weight precision (default int8)")
+    p.add_argument("--block", type=int, metavar="N",
+                   help="one scale per N rows of K (opset 21's block_size); 0: one per output column (default for "
+                        "int8; int4's default is 32)")
+    p.add_argument("--zero-point", action="store_true",
+                   help="uint8/uint4 weights with a zero point per scale instead of symmetric int8/int4")
     p.add_argument("--dynamic", action="store_true",
                    help="also quantize those matmuls' activations at run time (u8 per tensor: the integer kernel)")
     p.add_argument("--exclude", default="", metavar="A,B", help="node names to keep in float32")
@@ -44,6 +47,7 @@ def run(args) -> int:
     data = load_inputs(args.calibration)
     try:
         q, report = quantize(load_graph(args.model), data, weights=args.weights, block=args.block, dynamic=args.dynamic,
+                             zero_point=args.zero_point,
                              exclude=[s for s in args.exclude.split(",") if s], min_elements=args.min_elements)
     except GraphoptError as e:
         raise GraphoptError(f"{args.model}: {e}") from e

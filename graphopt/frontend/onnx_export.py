@@ -32,6 +32,12 @@ def tensor_to_proto(data: TensorData, name: str) -> onnx.TensorProto:
     if data.dtype is DType.BFLOAT16:
         return helper.make_tensor(name, onnx.TensorProto.BFLOAT16, list(data.shape),
                                   arr.astype(np.uint16).tobytes(), raw=True)
+    if data.dtype.is_4bit:  # packed two a byte, the first element in the low nibble
+        flat = arr.reshape(-1).view(np.uint8) & 0xF
+        if flat.size % 2:
+            flat = np.concatenate([flat, np.zeros(1, np.uint8)])
+        packed = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+        return helper.make_tensor(name, data.dtype.onnx, list(data.shape), packed.tobytes(), raw=True)
     if data.dtype is DType.STRING:
         flat = [s if isinstance(s, bytes) else str(s).encode("utf-8") for s in arr.reshape(-1)]
         return helper.make_tensor(name, onnx.TensorProto.STRING, list(data.shape), flat)

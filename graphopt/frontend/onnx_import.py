@@ -178,6 +178,7 @@ _FIELD = {
     _T.UINT64: ("uint64_data", 1), _T.STRING: ("string_data", 1),
     **{dt: ("int32_data", 1) for dt in (_T.INT32, _T.INT16, _T.INT8, _T.UINT16, _T.UINT8, _T.BOOL,
                                         _T.FLOAT16, _T.BFLOAT16)},
+    _T.INT4: ("int32_data", 0.5), _T.UINT4: ("int32_data", 0.5),  # two elements a byte, or a word
 }
 _DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data", "uint64_data", "string_data")
 
@@ -226,9 +227,14 @@ def _check_one_tensor(t: onnx.TensorProto, where: str) -> None:
         if t.data_type == _T.STRING:
             raise ModelLoadError(f"{what}: string data cannot be raw_data")
         size = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-        if len(t.raw_data) != n * size:
-            raise ModelLoadError(f"{what}: dims {list(t.dims)} declare {n} elements ({n * size} bytes), "
+        want = (n + 1) // 2 if per == 0.5 else n * size
+        if len(t.raw_data) != want:
+            raise ModelLoadError(f"{what}: dims {list(t.dims)} declare {n} elements ({want} bytes), "
                                  f"but raw_data holds {len(t.raw_data)} bytes")
+    elif per == 0.5:
+        if typed != (n + 1) // 2:
+            raise ModelLoadError(f"{what}: dims {list(t.dims)} declare {n} 4-bit elements ({(n + 1) // 2} packed "
+                                 f"words), but {fname} holds {typed}")
     elif typed != n * per:
         raise ModelLoadError(f"{what}: dims {list(t.dims)} declare {n} elements, but {fname} holds {typed // per}")
 
@@ -345,8 +351,8 @@ def tensor_from_proto(t: onnx.TensorProto) -> TensorData:
         arr = np.asarray(arr).view(np.uint16) if arr.dtype.itemsize == 2 else np.asarray(arr).astype(np.uint16)
     elif dtype is DType.STRING:
         arr = np.asarray(arr, dtype=object)
-    else:
-        arr = np.asarray(arr, dtype=dtype.numpy)
+    else:  # (int4/uint4 arrive as ml_dtypes' int4/uint4 and are held as int8/uint8)
+        arr = np.asarray(arr).astype(dtype.numpy)
     if dtype is not DType.STRING and not arr.flags.c_contiguous:
         arr = arr.copy(order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
     return TensorData(arr, dtype)

@@ -214,9 +214,9 @@ class _Parser:
         if not re.fullmatch(r"[-+]?\d+", t.text):
             raise self.error(f"expected an integer for a {dtype.short} element", t)
         v = int(t.text)
-        info = np.iinfo(np.uint16 if dtype is DType.BFLOAT16 else dtype.numpy)
-        if not info.min <= v <= info.max:
-            raise self.error(f"{v} is out of range for {dtype.short} ({info.min}..{info.max})", t)
+        lo, hi = dtype.int_range
+        if not lo <= v <= hi:
+            raise self.error(f"{v} is out of range for {dtype.short} ({lo}..{hi})", t)
         return v
 
     def tensor_data(self, ttype: TensorType) -> TensorData:
@@ -249,7 +249,10 @@ class _Parser:
                 raise self.error(f"base64 data holds {len(raw)} bytes ({len(raw) // npdt.itemsize} elements), "
                                  f"the type says {ttype.numel()}", kw)
             arr = np.frombuffer(raw, dtype=npdt).copy()
-            return TensorData(arr.reshape(shape), ttype.dtype)
+            try:
+                return TensorData(arr.reshape(shape), ttype.dtype)
+            except ValueError as e:  # an int4 byte out of range
+                raise self.error(str(e), t) from None
         if kind != "dense":
             raise self.error("expected dense<...>, base64<...> or elided<...>", kw)
         self.expect("[")

@@ -1,8 +1,9 @@
 """Constant tensor payloads: initializers and tensor-valued attributes.
 
-Data is a numpy array, except for bf16 (kept as raw uint16 bits, since numpy has no
-bfloat16) and for constants parsed back from an elided dump, which keep only their type
-and digest: such a graph prints and verifies, but cannot run or export.
+Data is a numpy array (bf16 as raw uint16 bits, since numpy has no bfloat16; int4/uint4
+one element an int8/uint8 byte, in range), except for constants parsed back from an elided
+dump, which keep only their type and digest: such a graph prints and verifies, but cannot
+run or export.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class TensorData:
                 array = array.astype(object, copy=False)
             elif array.dtype != dtype.numpy:
                 raise TypeError(f"array of {array.dtype} given for a {dtype.short} tensor")
+            elif dtype.is_4bit and array.size:
+                lo, hi = dtype.int_range
+                if array.min() < lo or array.max() > hi:
+                    raise ValueError(f"a {dtype.short} tensor holds {int(array.min())}..{int(array.max())}, "
+                                     f"outside {lo}..{hi}")
             self.shape = tuple(int(d) for d in array.shape)
         else:
             if shape is None or digest is None:

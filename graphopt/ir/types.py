@@ -24,10 +24,12 @@ class DType(enum.Enum):
     FLOAT16 = "f16"
     BFLOAT16 = "bf16"
     FLOAT64 = "f64"
+    INT4 = "i4"
     INT8 = "i8"
     INT16 = "i16"
     INT32 = "i32"
     INT64 = "i64"
+    UINT4 = "u4"
     UINT8 = "u8"
     UINT16 = "u16"
     UINT32 = "u32"
@@ -50,6 +52,21 @@ class DType(enum.Enum):
     @property
     def is_signed_int(self) -> bool:
         return self.value[0] == "i"
+
+    @property
+    def is_4bit(self) -> bool:
+        """int4/uint4: held one element a byte (int8/uint8) in graphopt, two a byte in ONNX."""
+        return self in (DType.INT4, DType.UINT4)
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """The smallest and largest value of an integer type (int4: -8..7, uint4: 0..15)."""
+        if self is DType.INT4:
+            return -8, 7
+        if self is DType.UINT4:
+            return 0, 15
+        info = np.iinfo(np.uint16 if self is DType.BFLOAT16 else self.numpy)
+        return int(info.min), int(info.max)
 
     @property
     def numpy(self) -> np.dtype:
@@ -98,7 +115,8 @@ class DType(enum.Enum):
 
 # The one dtype table: for each DType its numpy type, ONNX TensorProto element-type code
 # and TVM dtype name (plain ints and strings, so ir imports neither onnx nor tvm). A new
-# element type is one row here.
+# element type is one row here. int4/uint4 are held and computed as int8/uint8 (numpy and
+# TVM), their values in range; only ONNX packs them two a byte.
 _TABLE: dict[DType, tuple[object, int, Optional[str]]] = {
     #                  numpy       onnx  tvm
     DType.FLOAT32:  (np.float32,   1,   "float32"),
@@ -115,9 +133,11 @@ _TABLE: dict[DType, tuple[object, int, Optional[str]]] = {
     DType.UINT32:   (np.uint32,    12,  "uint32"),
     DType.UINT64:   (np.uint64,    13,  "uint64"),
     DType.BFLOAT16: (None,         16,  "bfloat16"),
+    DType.UINT4:    (np.uint8,     21,  "uint8"),
+    DType.INT4:     (np.int8,      22,  "int8"),
 }
 _TO_NUMPY = {d: row[0] for d, row in _TABLE.items() if row[0] is not None}
-_FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k is not DType.STRING}
+_FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k is not DType.STRING and not k.is_4bit}
 _FROM_ONNX = {row[1]: d for d, row in _TABLE.items()}
 _BY_SHORT = {d.value: d for d in DType}
 

@@ -25,9 +25,10 @@ import numpy as np
 from .errors import CausalLMError
 from .sampling import Sampler
 
-# "int8": weight-only int8 matmuls; "w8a8": int8 weights and run-time int8 activations
-# (quantize-dynamic), which the CPU computes with the integer kernel.
-QUANTIZE_MODES = ("int8", "w8a8")
+# "int8"/"int4": weight-only int8/int4 matmuls; "w8a8": int8 weights and run-time int8
+# activations (quantize-dynamic), which the CPU computes with the integer kernel.
+QUANTIZE_MODES = ("int8", "int4", "w8a8")
+INT4_BLOCK = 32  # int4's default rows of K per scale (llama.cpp's Q4_0, onnxruntime-genai's)
 STEP_FORMAT = 2  # the step's inputs (graphopt.llm.step); part of the program cache's key
 
 
@@ -86,8 +87,9 @@ class CompiledCausalLM:
 
     ``max_length``: the cache's positions, prompt plus new tokens (default: 256, or the
     model's position limit if smaller); ``prefill_buckets``: prompt lengths prefill is
-    compiled for; ``quantize="int8"`` (``quant_block``: 0 per output column, else rows of K
-    per scale): weight-only int8 matmuls, ``"w8a8"``: int8 weights and int8 activations
+    compiled for; ``quantize="int8"`` or ``"int4"`` (``quant_block``: 0 per output column,
+    else rows of K per scale; default 0 for int8, 32 for int4): weight-only int8/int4
+    matmuls, ``"w8a8"``: int8 weights and int8 activations
     quantized at run time (per tensor), summed in int32; ``program_cache``: a folder where compiled
     programs are kept and found again, under a key of the weights, config and options (so
     a second process loads instead of compiling). Other options go to the compile
@@ -95,7 +97,7 @@ class CompiledCausalLM:
 
     def __init__(self, model, target: str = "cpu", *, max_length: Optional[int] = None,
                  prefill_buckets: Optional[Sequence[int]] = None, quantize: Optional[str] = None,
-                 quant_block: int = 0, program_cache=None, **compile_options):
+                 quant_block: Optional[int] = None, program_cache=None, **compile_options):
         from .step import CausalLMStep, cache_layout, check_max_length
 
         name = type(model).__name__
@@ -114,7 +116,7 @@ class CompiledCausalLM:
         self.max_length = max_length
         self.prefill_buckets = buckets
         self.quantize = quantize
-        self.quant_block = quant_block
+        self.quant_block = quant_block if quant_block is not None else INT4_BLOCK if quantize == "int4" else 0
         self.compile_options = compile_options
         self.layout = cache_layout(model)
         gen = getattr(model, "generation_config", None)
@@ -203,7 +205,8 @@ class CompiledCausalLM:
         run_pipeline(graph, "fuse-cache-write{inplace=1}")
         if self.quantize:
             dynamic = ",quantize-dynamic" if self.quantize == "w8a8" else ""
-            run_pipeline(graph, f"quantize-weights{{block={self.quant_block}}}{dynamic},dce")
+            bits = 4 if self.quantize == "int4" else 8
+            run_pipeline(graph, f"quantize-weights{{bits={bits},block={self.quant_block}}}{dynamic},dce")
         compiled = compile_model(graph, self.target, **self.compile_options)
         stages = compiled.stages
         if len(stages) != 1 or not isinstance(stages[0], TvmStage):

@@ -1,6 +1,7 @@
 """Weight-only quantization: what a quantized matmul weight is, in one place.
 
-A quantized weight is a standard ``DequantizeLinear`` of constants (int8 or uint8 data,
+A quantized weight is a standard ``DequantizeLinear`` of constants (int8, uint8, int4 or
+uint4 data,
 float32 scale, optional zero point), per output column or in blocks along K (opset 21's
 ``block_size``), feeding the weight input of a MatMul or Gemm, possibly through a
 Transpose (a tied LM head reads the embedding table transposed). The quantize-weights
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..ir import DType, Node, Value
 
-QUANT_DTYPES = (DType.INT8, DType.UINT8)
+QUANT_DTYPES = (DType.INT8, DType.UINT8, DType.INT4, DType.UINT4)
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,11 @@ class NKWeight:
     """A quantized weight seen as [N, K] (output columns by reduction), ``block`` rows of K
     sharing a scale: ``w[n, k] = (q[n, k] - zero[n, k // block]) * scale[n, k // block]``."""
 
-    q: np.ndarray                 # [N, K], int8 or uint8
+    q: np.ndarray                 # [N, K], int8 or uint8 (int4/uint4 values held one a byte)
     scale: np.ndarray             # [N, ceil(K / block)], float32
     zero: Optional[np.ndarray]    # like scale (the data's dtype), or None for zero
     block: int                    # K for one scale per output column
+    bits: int = 8                 # 4 for int4/uint4 data
 
     def dequantized(self) -> np.ndarray:
         """[N, K] float32, as DequantizeLinear computes it (for tests and fallbacks)."""
@@ -47,9 +49,9 @@ def _const(v: Optional[Value]) -> Optional[np.ndarray]:
     return v.const.numpy()
 
 
-def dequantize_source(node: Node) -> Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int, int]]:
-    """(q, scale, zero, axis, block) of a DequantizeLinear of 2-D constants in the forms the
-    kernel takes (int8/uint8 data, float32 scale), else None."""
+def dequantize_source(node: Node) -> Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int, int, int]]:
+    """(q, scale, zero, axis, block, bits) of a DequantizeLinear of 2-D constants in the
+    forms the kernel takes (8- or 4-bit data, float32 scale), else None."""
     if node.op_type != "DequantizeLinear" or node.domain:
         return None
     x, s = node.inputs[0], node.inputs[1]
@@ -62,10 +64,10 @@ def dequantize_source(node: Node) -> Optional[tuple[np.ndarray, np.ndarray, Opti
         return None
     axis = node.attr("axis", 1)
     axis = axis + 2 if axis < 0 else axis
-    return q, scale, zero, axis, node.attr("block_size", 0)
+    return q, scale, zero, axis, node.attr("block_size", 0), 4 if x.type.dtype.is_4bit else 8
 
 
-def _as_nk(q, scale, zero, axis: int, block: int, n_axis: int) -> Optional[NKWeight]:
+def _as_nk(q, scale, zero, axis: int, block: int, bits: int, n_axis: int) -> Optional[NKWeight]:
     """Reorient ``q`` ([K, N] for n_axis 1, [N, K] for n_axis 0) and its parameters to [N, K]."""
     if n_axis == 1:
         q = q.T
@@ -77,15 +79,16 @@ def _as_nk(q, scale, zero, axis: int, block: int, n_axis: int) -> Optional[NKWei
     if scale.size == 1 and block == 0:  # per tensor
         sc = np.full((N, 1), scale.reshape(()), np.float32)
         zp = None if zero is None else np.full((N, 1), zero.reshape(()), q.dtype)
-        return NKWeight(np.ascontiguousarray(q), sc, zp, K)
+        return NKWeight(np.ascontiguousarray(q), sc, zp, K, bits)
     if block == 0:  # per axis: only along N (one scale per output column) is a dense scale
         if axis != 0 or scale.shape != (N,):
             return None
-        return NKWeight(np.ascontiguousarray(q), scale.reshape(N, 1), None if zero is None else zero.reshape(N, 1), K)
+        return NKWeight(np.ascontiguousarray(q), scale.reshape(N, 1), None if zero is None else zero.reshape(N, 1), K,
+                        bits)
     if axis != 1 or scale.shape != (N, -(-K // block)):  # blocks along K
         return None
     return NKWeight(np.ascontiguousarray(q), np.ascontiguousarray(scale),
-                    None if zero is None else np.ascontiguousarray(zero), block)
+                    None if zero is None else np.ascontiguousarray(zero), block, bits)
 
 
 def matmul_weight(node: Node, index: int = 1) -> Optional[NKWeight]:

@@ -175,7 +175,7 @@ def test_a_causal_lm_with_its_cache_on_optimizes_from_example_inputs():
     assert torch.equal(fast.generate(ids, max_new_tokens=6), reference(m, ids, max_new_tokens=6))
 
 
-@pytest.mark.parametrize("mode, cosine", [("int8", 0.999), ("w8a8", 0.995)])
+@pytest.mark.parametrize("mode, cosine", [("int8", 0.999), ("w8a8", 0.995), ("int4", 0.98)])
 def test_int8_weights_keep_the_logits(llama, mode, cosine):
     m, fast = llama
     q = graphopt.optimize(m, quantize=mode)

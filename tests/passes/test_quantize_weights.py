@@ -1,7 +1,8 @@
 """quantize-weights: a MatMul/Gemm's large float32 weight becomes DequantizeLinear of int8
-constants (per output column, or blocks along K), symmetric; the dequantized weight is
-within half a step of the original; small, excluded and computed weights stay; a second
-run changes nothing."""
+or int4 constants (per output column, or blocks along K), symmetric or with zero points;
+the dequantized weight is within half a step of the original (int4 symmetric: within one
+step, its scale searched); small, excluded and computed weights stay; a second run
+changes nothing; onnxruntime runs the result."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from graphopt.ops import build
 from graphopt.ops.weight_quant import matmul_weight
 from graphopt.pipeline import run_pipeline
 from graphopt.pipeline.errors import PassFailedError, PassOptionError
+from graphopt.testing import run_reference
 
 F32 = DType.FLOAT32
 
@@ -117,7 +119,7 @@ def test_a_weight_shared_by_two_matmuls_is_quantized_once():
 
 
 @pytest.mark.parametrize("spec,msg", [
-    ("quantize-weights{bits=4}", "bits=4 is not supported"),
+    ("quantize-weights{bits=3}", r"bits=3 is not supported \(4 or 8\)"),
     ("quantize-weights{block=-1}", "must be 0 or positive"),
 ])
 def test_bad_options_say_what(spec, msg):
@@ -128,6 +130,8 @@ def test_bad_options_say_what(spec, msg):
 def test_blocks_need_opset_21_and_the_error_names_the_graph():
     with pytest.raises(PassFailedError, match="needs opset 21; graph 'g' imports opset 18"):
         graphopt.run_passes(linear(opset=18), "quantize-weights{block=32}")
+    with pytest.raises(PassFailedError, match="int4 DequantizeLinear needs opset 21; graph 'g' imports opset 18"):
+        graphopt.run_passes(linear(opset=18), "quantize-weights{bits=4}")
     g = linear(opset=18)
     graphopt.run_passes(g, "quantize-weights")  # per column: opset 13 is enough
     assert any(n.op_type == "DequantizeLinear" for n in g.nodes)
@@ -144,3 +148,55 @@ def test_fold_constants_keeps_a_quantized_weight_and_folds_other_dequantizes():
     ops = [n.op_type for n in g.nodes]
     assert ops.count("DequantizeLinear") == 1 and g.lookup("dq2").is_constant, ops
     assert "a quantized weight stays quantized" in out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["matmul", "gemm", "tied"])
+@pytest.mark.parametrize("bits,zero_point,block", [(4, False, 32), (4, False, 0), (4, True, 16), (8, True, 16),
+                                                   (8, True, 0)])
+def test_int4_and_zero_points(kind, bits, zero_point, block):
+    g = linear(kind, K=64, N=96)
+    w_nk = _weight_nk(g)
+    spec = f"quantize-weights{{bits={bits},block={block},zero-point={int(zero_point)}}}"
+    run = run_pipeline(g, spec + ",dce", verify_each=True)
+    assert any(r.changed for r in run.records)
+    dq = [n for n in g.nodes if n.op_type == "DequantizeLinear"]
+    want = {(4, False): DType.INT4, (4, True): DType.UINT4, (8, True): DType.UINT8}[(bits, zero_point)]
+    assert len(dq) == 1 and dq[0].inputs[0].type.dtype is want
+    assert (len(dq[0].inputs) == 3) == zero_point and (not zero_point or dq[0].inputs[2].type.dtype is want)
+    assert dq[0].provenance.rule == f"quantize-weights.int{bits}"
+    nk = matmul_weight(next(n for n in g.nodes if n.name == "mm"))
+    assert nk is not None and nk.bits == bits
+    lo, hi = want.int_range
+    assert lo <= nk.q.min() and nk.q.max() <= hi
+    step = np.repeat(nk.scale, nk.block, axis=1)[:, : w_nk.shape[1]]
+    # a zero point spans the block's range: half a step; int4's searched scale may clip the
+    # largest weight by up to a step
+    bound = step / 2 if zero_point else step
+    assert np.all(np.abs(nk.dequantized() - w_nk) <= bound + 1e-6)
+    again = run_pipeline(g, spec, verify_each=True)
+    assert not any(r.changed for r in again.records)
+    text = graphopt.print_ir(g, full_constants=True)
+    assert graphopt.print_ir(graphopt.parse_ir(text), full_constants=True) == text
+    # ordinary QDQ ONNX: onnxruntime runs what graphopt exports, and agrees with the
+    # dequantized weight's float product
+    x = np.random.default_rng(3).standard_normal(g.inputs[0].type.shape).astype(np.float32)
+    back = graphopt.import_onnx(graphopt.export_onnx(g))
+    got = run_reference(back, {"x": x})[0]
+    ref = run_reference(g, {"x": x})[0]
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_the_int4_scale_search_beats_max_over_7():
+    """Per block the searched scale's squared error is at most amax / 7's (it is one of the
+    candidates), and over Gaussian weights clearly smaller."""
+    from graphopt.passes.quantize_weights import _blocks, quantize_symmetric
+
+    w = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
+    q, scale = quantize_symmetric(w, 32, bits=4)
+    blocks, _ = _blocks(w, 32)
+    naive_s = np.abs(blocks).max(axis=2) / 7
+    naive = np.clip(np.rint(blocks / naive_s[:, :, None]), -7, 7) * naive_s[:, :, None]
+    naive_err = ((naive - blocks) ** 2).sum(axis=2)
+    err = ((q.reshape(blocks.shape) * scale[:, :, None] - blocks) ** 2).sum(axis=2)
+    assert np.all(err <= naive_err * (1 + 1e-5))
+    assert err.sum() < 0.9 * naive_err.sum()

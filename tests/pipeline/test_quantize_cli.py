@@ -1,4 +1,4 @@
-"""`graphopt quantize` and `graphopt.quantize`: weight-only int8 written as QDQ ONNX that
+"""`graphopt quantize` and `graphopt.quantize`: weight-only int8 (and int4) written as QDQ ONNX that
 onnxruntime runs and `graphopt compile` turns into the integer kernel; the report's SQNR
 and output agreement; one-line errors and no partial file on failure."""
 
@@ -57,6 +57,27 @@ def test_quantize_cli_writes_qdq_onnx_that_onnxruntime_and_compile_run(tmp_path,
     compiled = graphopt.optimize(str(out))
     np.testing.assert_allclose(compiled(x), want, rtol=1e-4, atol=1e-5)
     assert sum("gdense" in k for k in compiled.report.kernel_names) == 2, compiled.report.kernel_names
+
+
+@pytest.mark.parametrize("zero_point", [False, True])
+def test_quantize_cli_int4_blocks_of_32_by_default(tmp_path, capsys, zero_point):
+    src, out = tmp_path / "m.onnx", tmp_path / "q4.onnx"
+    save_graph(mlp(), src)
+    assert main(["quantize", str(src), "--weights", "int4", "--min-elements", "1000", "-o", str(out)]
+                + (["--zero-point"] if zero_point else [])) == 0
+    err = capsys.readouterr().err
+    assert f"quantized 2 weights to int4{' with zero points' if zero_point else ''} block 32" in err, err
+    m = onnx.load(out)
+    inits = {i.name: i for i in m.graph.initializer}
+    dqs = [n for n in m.graph.node if n.op_type == "DequantizeLinear"]
+    want = onnx.TensorProto.UINT4 if zero_point else onnx.TensorProto.INT4
+    assert len(dqs) == 2 and all(inits[n.input[0]].data_type == want for n in dqs)
+    assert all(next(a.i for a in n.attribute if a.name == "block_size") == 32 for n in dqs)
+    x = np.random.default_rng(5).standard_normal((4, 128)).astype(np.float32)
+    want_y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    compiled = graphopt.optimize(str(out))
+    np.testing.assert_allclose(compiled(x), want_y, rtol=1e-4, atol=1e-5)
+    assert sum("gq4dense" in k for k in compiled.report.kernel_names) == 2, compiled.report.kernel_names
 
 
 def test_quantize_api_reports_each_weight_and_keeps_the_input_graph():

@@ -456,7 +456,7 @@ def infer_quantize(ctx: InferContext):
             raise ctx.fail(f"output_dtype {code} differs from the zero point's dtype {dt.short}")
     else:
         dt = DType.from_onnx(code) if code else DType.UINT8
-    if dt not in types("i8 u8 i16 u16"):
+    if dt not in types("i4 u4 i8 u8 i16 u16"):
         raise ctx.fail(f"QuantizeLinear cannot produce {dt.short}")
     return [tt(dt, x)]
 
