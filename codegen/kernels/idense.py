@@ -218,9 +218,18 @@ def dynamic_quantize_kernel(M: int, K: int):
     KP = -(-K // 2)
     f32 = "float32"
 
+    KV, KREST = divmod(KP, BN)
+    HAS_KREST = KREST > 0
+
     def q(X, par, i):
         """x / s rounded, clipped to [-z, 255 - z]: the quantized value less its zero point."""
         return T.Cast("int32", T.max(T.min(T.round(X[i] / par[0]), par[2]), -par[1]))
+
+    @T.macro
+    def pair(X, A, par, m, p):
+        A[m, p] = T.bitwise_or(T.bitwise_and(q(X, par, m * K + 2 * p), 0xFFFF),
+                               T.shift_left(T.Select(2 * p + 1 < K, q(X, par, T.min(m * K + 2 * p + 1, NT - 1)), 0),
+                                            16))
 
     @T.prim_func(private=True, s_tir=True)
     def gquant(x_h: T.handle, a_h: T.handle, xs_h: T.handle):
@@ -253,11 +262,15 @@ def dynamic_quantize_kernel(M: int, K: int):
             par[1] = T.round(T.max(T.min(-lo[0] / par[0], T.float32(255)), T.float32(0)))
             par[2] = T.float32(255) - par[1]
             XS[0] = par[0]
+            # vectors of BN pairs (a whole row as one vector makes compile time explode for K in
+            # the thousands), then the row's last pairs one at a time
             for m in range(M):
-                for p in T.vectorized(KP):
-                    A[m, p] = T.bitwise_or(T.bitwise_and(q(X, par, m * K + 2 * p), 0xFFFF),
-                                           T.shift_left(T.Select(2 * p + 1 < K, q(X, par, T.min(m * K + 2 * p + 1, NT - 1)),
-                                                                 0), 16))
+                for pv in range(KV):
+                    for j in T.vectorized(BN):
+                        pair(X, A, par, m, pv * BN + j)
+                if HAS_KREST:
+                    for j in range(KREST):
+                        pair(X, A, par, m, KV * BN + j)
 
     return gquant.with_attr("tirx.is_scheduled", True)
 
