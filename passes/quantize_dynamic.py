@@ -17,7 +17,7 @@ activation is one application (``quantize-dynamic.activation``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from graphopt.ir import DType, Graph, Node, Provenance, Value
 from graphopt.ops import build
@@ -42,20 +42,28 @@ def _skip_reason(node: Node) -> Optional[str]:
     return None
 
 
-@register_pass
-@dataclass
-class QuantizeDynamic(Pass):
-    name = "quantize-dynamic"
-    summary = ("run-time int8 activations for MatMul/Gemm with quantized weights (DynamicQuantizeLinear + "
-               "DequantizeLinear; opt-in, after quantize-weights)")
+class ActivationQuantizer(Pass):
+    """What quantize-dynamic and quantize-static share: find the float activations of
+    MatMul/Gemm with quantized weights, one quantize/dequantize pair per activation value
+    (the q, k and v projections reading one normalized x share it), placed before its
+    first reader. Subclasses say how a value is quantized (`_quantize`) and may refuse a
+    site (`_refusal`)."""
 
-    exclude: str = ""           # node names whose activation stays float32: a, or (a,b)
+    rule: ClassVar[str] = ""
+    min_opset: ClassVar[int] = 10
+    exclude: str = ""
+
+    def _refusal(self, a: Value) -> Optional[str]:
+        return None
+
+    def _quantize(self, graph: Graph, node: Node, a: Value) -> Value:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         opset = graph.opset_imports.get("", 0)
-        if opset < 11:
-            raise PassOptionError(f"quantize-dynamic: DynamicQuantizeLinear needs opset 11; graph {graph.name!r} "
-                                  f"imports opset {opset}")
+        if opset < self.min_opset:
+            raise PassOptionError(f"{self.name}: its quantize op needs opset {self.min_opset}; graph "
+                                  f"{graph.name!r} imports opset {opset}")
         excluded = name_list(self.exclude)
         done: dict[int, Value] = {}   # id(float activation) -> its DequantizeLinear output
         changed = False
@@ -64,27 +72,44 @@ class QuantizeDynamic(Pass):
                 continue
             site = f"{node.name} ({node.qualified_op})"
             if matmul_weight(node) is None:
-                ctx.explain_failed(RULE, site, "its weight is not a quantized constant (run quantize-weights first)")
+                ctx.explain_failed(self.rule, site, "its weight is not a quantized constant (run quantize-weights first)")
                 continue
             reason = "excluded by name" if node.name in excluded else _skip_reason(node)
+            if reason is None and id(node.inputs[0]) not in done:
+                reason = self._refusal(node.inputs[0])
             if reason is not None:
-                ctx.explain_failed(RULE, site, reason, near=True)
+                ctx.explain_failed(self.rule, site, reason, near=True)
                 continue
             a = node.inputs[0]
             if id(a) not in done:
-                if not ctx.allow(RULE, [node], f"%{a.name}: {a.type}"):
-                    ctx.explain_failed(RULE, site, "the bisect limit was reached")
+                if not ctx.allow(self.rule, [node], f"%{a.name}: {a.type}"):
+                    ctx.explain_failed(self.rule, site, "the bisect limit was reached")
                     continue
                 done[id(a)] = self._quantize(graph, node, a)
-                ctx.explain_applied(RULE, f"{site}: %{a.name} {a.type}")
+                ctx.explain_applied(self.rule, f"{site}: %{a.name} {a.type}")
             graph.set_input(node, 0, done[id(a)])
             changed = True
         return changed
 
     @staticmethod
-    def _quantize(graph: Graph, node: Node, a: Value) -> Value:
+    def first_reader(graph: Graph, a: Value) -> Node:
+        return min((u for u, _ in a.uses()), key=lambda u: graph.nodes.index(u))
+
+
+@register_pass
+@dataclass
+class QuantizeDynamic(ActivationQuantizer):
+    name = "quantize-dynamic"
+    summary = ("run-time int8 activations for MatMul/Gemm with quantized weights (DynamicQuantizeLinear + "
+               "DequantizeLinear; opt-in, after quantize-weights)")
+    rule = RULE
+    min_opset = 11
+
+    exclude: str = ""           # node names whose activation stays float32: a, or (a,b)
+
+    def _quantize(self, graph: Graph, node: Node, a: Value) -> Value:
         prov = Provenance(RULE, (node.name,))
-        first = min((u for u, _ in a.uses()), key=lambda u: graph.nodes.index(u))
+        first = self.first_reader(graph, a)
         dql = build(graph, "DynamicQuantizeLinear", [a], name=a.name + "_quantize", before=first, provenance=prov)
         dq = build(graph, "DequantizeLinear", list(dql.outputs), name=a.name + "_dequantize", before=first,
                    provenance=prov)

@@ -105,3 +105,42 @@ def test_quantize_cli_errors_name_the_model_and_leave_no_file(tmp_path, capsys, 
 def test_calibration_missing_an_input_says_which(tmp_path):
     with pytest.raises(graphopt.GraphoptError, match="no array for input"):
         graphopt.quantize(mlp(), {"y": np.zeros((2, 4, 128), np.float32)})
+
+
+def test_quantize_cli_static_calibrates_saves_the_table_and_reuses_it(tmp_path, capsys):
+    src, out, again, table = tmp_path / "m.onnx", tmp_path / "q.onnx", tmp_path / "q2.onnx", tmp_path / "t.json"
+    save_graph(mlp(), src)
+    data = tmp_path / "cal.npz"
+    rng = np.random.default_rng(3)
+    np.savez(data, x=rng.standard_normal((16, 4, 128)).astype(np.float32))
+    assert main(["quantize", str(src), "--min-elements", "1000", "--calibration", str(data), "--method", "entropy",
+                 "--save-table", str(table), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "static int8 activations (entropy, 16 samples)" in err and "activation SQNR dB (2 activations)" in err, err
+    m = onnx.load(out)
+    qls = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
+    inits = {i.name: i for i in m.graph.initializer}
+    assert len(qls) == 2 and all(inits[n.input[2]].data_type == onnx.TensorProto.UINT8 for n in qls)
+    x = rng.standard_normal((4, 128)).astype(np.float32)
+    want = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    compiled = graphopt.optimize(str(out))
+    np.testing.assert_allclose(compiled(x), want, rtol=1e-4, atol=1e-4)
+    if "avx2" in graphopt.codegen.target.host_cpu().features:
+        assert sum("gidense" in k for k in compiled.report.kernel_names) == 2, compiled.report.kernel_names
+    # the saved table gives the same model without the data
+    assert main(["quantize", str(src), "--min-elements", "1000", "--table", str(table), "-o", str(again)]) == 0
+    assert onnx.load(again).graph == m.graph
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--static"], "static activation quantization needs calibration data"),
+    (["--save-table", "t.json"], "--save-table writes the calibration of --static activations"),
+    (["--method", "entropy", "--dynamic"], "either statically (calibrated) or dynamically"),
+])
+def test_quantize_cli_static_errors_leave_no_file(tmp_path, capsys, args, msg):
+    src, out = tmp_path / "m.onnx", tmp_path / "q.onnx"
+    save_graph(mlp(), src)
+    assert main(["quantize", str(src), *args, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1, err
+    assert not out.exists() and not (tmp_path / "t.json").exists()
