@@ -60,6 +60,20 @@ def scalar(ctx, v, like_dtype: str):
     return rx().const(v, like_dtype)
 
 
+def add_bias(ctx, y, c, beta: float, dt: str):
+    """``y + beta * c`` (Gemm's C): a constant C scaled at compile time."""
+    import numpy as np
+
+    cc = ctx.const_of(c)
+    if cc is not None:
+        ce = ctx.array((cc.astype(np.float64) * beta).astype(cc.dtype) if beta != 1.0 else cc, c.name)
+    else:
+        ce = ctx.get(c)
+        if beta != 1.0:
+            ce = ctx.emit(rx().op.multiply(ce, scalar(ctx, beta, dt)))
+    return ctx.emit(rx().op.add(y, ce))
+
+
 def axis_attr(ctx, n, name, r, default=0):
     """An axis attribute, counted from the front (ONNX allows negative axes)."""
     a = ctx.attr(n, name, default)

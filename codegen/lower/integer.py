@@ -27,7 +27,7 @@ import numpy as np
 from ...ir import DType, Node, Value
 from ...ops.weight_quant import NKWeight, matmul_weight
 from ..kernels.idense import emit_dynamic_pairs, emit_idense, fits, pack_activation, pack_weight
-from .helpers import rx, static_shape
+from .helpers import add_bias, rx, static_shape
 from .quant import dynamic_quantize
 from .registry import register_lowering
 
@@ -167,15 +167,7 @@ def int_matmul(ctx, n: Node):
     if len(shape) > 2:
         out = ctx.emit(rx().op.reshape(out, shape[:-1] + [w.q.shape[0]]))
     if n.op_type == "Gemm" and len(n.inputs) > 2 and n.inputs[2] is not None and ctx.attr(n, "beta", 1.0) != 0.0:
-        c, beta = n.inputs[2], ctx.attr(n, "beta", 1.0)
-        cc = ctx.const_of(c)
-        if cc is not None:
-            ce = ctx.array((cc.astype(np.float64) * beta).astype(np.float32) if beta != 1.0 else cc, c.name)
-        else:
-            ce = ctx.get(c)
-            if beta != 1.0:
-                ce = ctx.emit(rx().op.multiply(ce, rx().const(beta, "float32")))
-        out = ctx.emit(rx().op.add(out, ce))
+        out = add_bias(ctx, out, n.inputs[2], ctx.attr(n, "beta", 1.0), "float32")
     return out
 
 

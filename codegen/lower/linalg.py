@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ...ir import Value
-from .helpers import dtype_of, rx, scalar, tirx
+from .helpers import add_bias, dtype_of, rx, scalar, tirx
 from .registry import register_lowering
 
 
@@ -65,14 +65,7 @@ def gemm(ctx, n, product=None):
         if alpha != 1.0:
             y = ctx.emit(rx().op.multiply(y, scalar(ctx, alpha, dt)))
     if c is not None and beta != 0.0:
-        cc = ctx.const_of(c)
-        if cc is not None:
-            ce = ctx.array((cc.astype(np.float64) * beta).astype(cc.dtype) if beta != 1.0 else cc, c.name)
-        else:
-            ce = ctx.get(c)
-            if beta != 1.0:
-                ce = ctx.emit(rx().op.multiply(ce, scalar(ctx, beta, dt)))
-        y = ctx.emit(rx().op.add(y, ce))
+        y = add_bias(ctx, y, c, beta, dt)
     return y
 
 
